@@ -1,0 +1,5 @@
+"""``python -m simplecnn``: the same as the ``simplecnn`` command."""
+
+from simplecnn.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,130 @@
+"""Frozen configuration dataclasses: the only place simplecnn's defaults live."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["ModelConfig"]
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The architecture as data. The defaults are the seed tutorial's model.
+
+    Two conv blocks (``filters[i]`` filters, ``convs[i]`` 3x3 'same' ReLU convolutions,
+    then MaxPool 2x2, BatchNormalization and Dropout ``dropout[i]``), then a head:
+    GlobalMaxPool, Dense(``dense_units``, relu) and the output layer.
+    """
+
+    # (height, width, channels) of one image, channels last.
+    input_shape: tuple[int, int, int] = (256, 256, 3)
+    # Filters of each conv block; its length is the number of blocks.
+    filters: tuple[int, ...] = (64, 128)
+    # 3x3 convolutions in each block.
+    convs: tuple[int, ...] = (2, 2)
+    # Dropout rate closing each block.
+    dropout: tuple[float, ...] = (0.5, 0.3)
+    # Units of the hidden Dense layer of the head.
+    dense_units: int = 128
+    # 1: one sigmoid unit (binary, the seed); >= 2: a softmax over that many classes.
+    num_classes: int = 1
+    # Kernel size of every convolution.
+    kernel_size: int = field(default=3)
+
+    def __post_init__(self) -> None:
+        # Accept lists (JSON round trips) but store tuples so the config stays hashable.
+        for name in ("input_shape", "filters", "convs", "dropout"):
+            value = getattr(self, name)
+            if isinstance(value, list):
+                object.__setattr__(self, name, tuple(value))
+            elif not isinstance(value, tuple):
+                raise ValueError(
+                    f"ModelConfig.{name} must be a tuple. Received: {name}={value!r}"
+                )
+        shape = self.input_shape
+        if len(shape) != 3 or not all(_is_int(d) and d > 0 for d in shape):
+            raise ValueError(
+                "ModelConfig.input_shape must be three positive integers "
+                f"(height, width, channels). Received: input_shape={shape!r}"
+            )
+        n_blocks = len(self.filters)
+        if n_blocks < 1:
+            raise ValueError(
+                f"ModelConfig.filters needs at least one block. Received: filters={self.filters!r}"
+            )
+        for name in ("convs", "dropout"):
+            if len(getattr(self, name)) != n_blocks:
+                raise ValueError(
+                    f"ModelConfig.{name} needs one entry per block ({n_blocks}, as in "
+                    f"filters={self.filters!r}). Received: {name}={getattr(self, name)!r}"
+                )
+        for name in ("filters", "convs"):
+            values = getattr(self, name)
+            if not all(_is_int(v) and v > 0 for v in values):
+                raise ValueError(
+                    f"ModelConfig.{name} must hold positive integers. Received: {name}={values!r}"
+                )
+        if not all(
+            isinstance(r, (int, float)) and not isinstance(r, bool) and 0.0 <= r < 1.0
+            for r in self.dropout
+        ):
+            raise ValueError(
+                "ModelConfig.dropout rates must be numbers in [0, 1). "
+                f"Received: dropout={self.dropout!r}"
+            )
+        if not (_is_int(self.dense_units) and self.dense_units > 0):
+            raise ValueError(
+                "ModelConfig.dense_units must be a positive integer. "
+                f"Received: dense_units={self.dense_units!r}"
+            )
+        if not (_is_int(self.num_classes) and self.num_classes >= 1):
+            raise ValueError(
+                "ModelConfig.num_classes must be 1 (binary, sigmoid) or an integer >= 2 "
+                f"(softmax). Received: num_classes={self.num_classes!r}"
+            )
+        if not (_is_int(self.kernel_size) and self.kernel_size > 0):
+            raise ValueError(
+                "ModelConfig.kernel_size must be a positive integer. "
+                f"Received: kernel_size={self.kernel_size!r}"
+            )
+        # Each block halves height and width; the image must survive every pooling.
+        smallest = 2**n_blocks
+        if shape[0] < smallest or shape[1] < smallest:
+            raise ValueError(
+                f"ModelConfig.input_shape {shape!r} is too small for {n_blocks} pooling "
+                f"blocks: height and width must be at least {smallest}."
+            )
+
+    @property
+    def num_blocks(self) -> int:
+        return len(self.filters)
+
+    @property
+    def output_units(self) -> int:
+        """Units of the output layer (1 for the sigmoid head, else num_classes)."""
+        return self.num_classes
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-friendly dict (tuples become lists)."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "ModelConfig":
+        """Inverse of :meth:`to_dict`; unknown keys are an error."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(
+                f"Unknown ModelConfig field(s) {unknown}. Allowed: {sorted(known)}"
+            )
+        return cls(**data)
+
+    def replace(self, **changes: Any) -> "ModelConfig":
+        """A copy with some fields changed (validated again)."""
+        return dataclasses.replace(self, **changes)
