@@ -7,8 +7,7 @@ STAMP  := $(VENV)/.installed-stamp
 .PHONY: demo test setup graphviz clean
 
 demo: setup
-	$(VENV)/bin/simplecnn summary --style all
-	$(VENV)/bin/simplecnn compare
+	$(VENV)/bin/simplecnn demo
 
 # The whole suite on the default backend (TensorFlow), then the backend-sensitive tests
 # again on JAX and on PyTorch.

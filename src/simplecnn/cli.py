@@ -16,6 +16,7 @@ from typing import Any, Callable
 __all__ = ["main", "UsageError"]
 
 BACKENDS = ("tensorflow", "jax", "torch")
+STYLE_NAMES = ("sequential", "functional", "subclassing")
 
 
 class UsageError(ValueError):
@@ -166,6 +167,143 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 0 if rows and all(r["ok"] for r in rows) else 1
 
 
+def _print_skipped(skipped: list, where: str) -> None:
+    if not skipped:
+        return
+    print(f"skipped {len(skipped)} file(s) ({where}):", file=sys.stderr)
+    for s in skipped[:20]:
+        print(f"  {s.path}: {s.reason}", file=sys.stderr)
+    if len(skipped) > 20:
+        print(f"  ... and {len(skipped) - 20} more", file=sys.stderr)
+
+
+def _default_run_dir(style: str) -> str:
+    import time
+
+    return os.path.join("runs", time.strftime("%Y%m%d-%H%M%S") + f"-{style}")
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from simplecnn.config import TrainConfig
+    from simplecnn.training import train
+
+    config = TrainConfig(
+        style=args.style, image_size=args.image_size, epochs=args.epochs,
+        batch_size=args.batch_size, validation_split=args.validation_split, seed=args.seed,
+        augment=args.augment, class_weight=args.class_weight, learning_rate=args.learning_rate,
+        patience=args.patience, cache=args.cache,
+    )  # fmt: skip
+    out = args.out or _default_run_dir(args.style)
+    result = train(args.data_dir, out, config, overwrite=args.overwrite,
+                   verbose=2 if args.quiet_progress else "auto")  # fmt: skip
+    _print_skipped(result.skipped, f"recorded in {os.path.join(out, 'files.json')}")
+    best = ", ".join(f"{k} {v:.4f}" for k, v in sorted(result.best.items()))
+    print(f"trained {args.style} on {len(result.class_names)} classes {result.class_names} "
+          f"in {result.seconds:.1f} s; best epoch {result.best_epoch}: {best}")  # fmt: skip
+    print(f"run directory: {out}")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from simplecnn.training import evaluate
+
+    m = evaluate(args.run_dir, args.data_dir, out_dir=args.out, threshold=args.threshold)
+    if args.json:
+        print(json.dumps({k: v for k, v in m.items()}, indent=2))
+        return 0
+    _print_skipped([type("S", (), s)() for s in m["skipped"]], "not evaluated")
+    auc = "n/a (one class present)" if m["roc_auc"] is None else f"{m['roc_auc']:.4f}"
+    print(f"evaluated {m['n']} images of {m['class_names']} ({m['averaging']})")
+    print(f"accuracy  {m['accuracy']:.4f}\nprecision {m['precision']:.4f}\n"
+          f"recall    {m['recall']:.4f}\nf1        {m['f1']:.4f}\nroc_auc   {auc}")  # fmt: skip
+    print("confusion matrix (rows: true, columns: predicted):")
+    width = max(len(n) for n in m["class_names"])
+    print(" " * (width + 2) + "  ".join(n.rjust(width) for n in m["class_names"]))
+    for name, row in zip(m["class_names"], m["confusion_matrix"]):
+        print(name.rjust(width) + "  " + "  ".join(str(v).rjust(width) for v in row))
+    print(f"{len(m['most_wrong'])} misclassified shown in most_wrong.png; report and plots in "
+          f"{m['out_dir']}")  # fmt: skip
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    import csv
+    import io
+
+    from simplecnn.training import predict
+
+    rows, skipped = predict(args.run_dir, args.paths, threshold=args.threshold)
+    if args.format == "json":
+        text = json.dumps(rows, indent=2, ensure_ascii=False) + "\n"
+    else:
+        buf = io.StringIO()
+        writer = csv.writer(buf, lineterminator="\n")
+        writer.writerow(["path", "label", "probability"])
+        for r in rows:
+            writer.writerow([r["path"], r["label"], f"{r['probability']:.6f}"])
+        text = buf.getvalue()
+    if args.output:
+        tmp = args.output + ".tmp"
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, args.output)
+        print(f"wrote {len(rows)} predictions to {args.output}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+    _print_skipped(skipped, "not predicted")
+    if not rows:
+        raise UsageError("no readable image among the given paths")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    import tempfile
+    import time
+
+    from simplecnn.config import TrainConfig
+    from simplecnn.demo import write_lfw_folders
+    from simplecnn.equivalence import compare_styles
+    from simplecnn.models import STYLES, build_model
+    from simplecnn.training import evaluate, predict, train
+
+    start = time.perf_counter()
+    out = args.out or os.path.join("runs", "demo")
+    print("== 1. The seed's model in three Keras styles ==")
+    for style in STYLES:
+        build_model(style).summary()
+    print("\n== 2. Proof they are one model (simplecnn compare) ==")
+    rows = [c.to_dict() for c in compare_styles()]
+    print(_format_compare(rows))
+    print("\n== 3. Train on real images: faces vs. background from LFW (scikit-image's lfw_subset) ==")
+    data = os.path.join(out, "data")
+    if os.path.isdir(out) and not set(os.listdir(out)) <= {"data", "run"}:
+        raise UsageError(f"{out}: exists and is not a demo folder; choose another --out")
+    import shutil
+
+    shutil.rmtree(out, ignore_errors=True)  # a previous demo's data/ and run/
+    counts = write_lfw_folders(data, seed=args.seed)
+    print(f"wrote {sum(sum(c.values()) for c in counts.values())} PNG files to {data}: "
+          + "; ".join(f"{k} {v}" for k, v in counts.items()))  # fmt: skip
+    run_dir = os.path.join(out, "run")
+    config = TrainConfig(style=args.style, image_size=32, epochs=args.epochs, batch_size=16,
+                         seed=args.seed, learning_rate=3e-3, patience=8)  # fmt: skip
+    result = train(data, run_dir, config, verbose=2 if args.quiet_progress else "auto")
+    print(f"trained {args.style} in {result.seconds:.1f} s; best epoch {result.best_epoch}: "
+          f"val_accuracy {result.best.get('val_accuracy', float('nan')):.3f}")  # fmt: skip
+    print("\n== 4. Evaluate on the held-out test images ==")
+    m = evaluate(run_dir, os.path.join(data, "test"))
+    print(f"test accuracy {m['accuracy']:.3f}, ROC-AUC {m['roc_auc']:.3f}, F1 {m['f1']:.3f} "
+          f"on {m['n']} images never seen in training")  # fmt: skip
+    preds, _ = predict(run_dir, [os.path.join(data, "test", "face")])
+    print(f"predict on {os.path.join(data, 'test', 'face')}: "
+          f"{sum(p['label'] == 'face' for p in preds)}/{len(preds)} called 'face'")
+    print(f"\nrun directory: {run_dir} (model.keras, run.json, history.csv, curves.png, logs/, "
+          "evaluation/confusion_matrix.png, roc_curve.png, most_wrong.png)")
+    print(f"demo finished in {time.perf_counter() - start:.0f} s")
+    ok = all(r["ok"] for r in rows)
+    return 0 if ok else 1
+
+
 # --- parser -----------------------------------------------------------------------------------
 
 
@@ -195,7 +333,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("summary", help="Keras summaries plus FLOPs and activation memory")
     p.add_argument(
-        "--style", default="all", choices=["all", "sequential", "functional", "subclassing"],
+        "--style", default="all", choices=["all", *STYLE_NAMES],
     )  # fmt: skip
     p.add_argument("--expand-nested", action="store_true", help="show the subclassed blocks' layers")
     _add_model_args(p)
@@ -210,6 +348,49 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plot-dir", default=None, help="keep the plot_model PNGs in this folder")
     _add_model_args(p)
     p.set_defaults(func=cmd_compare)
+
+    p = sub.add_parser("train", help="train on a folder of images; writes a run directory")
+    p.add_argument("data_dir", help="one sub-folder per class, or train/ and val/ folders of that form")
+    p.add_argument("--style", default="functional", choices=STYLE_NAMES)
+    p.add_argument("--image-size", type=_positive_int, default=256, help="side in pixels (default 256)")
+    p.add_argument("--epochs", type=_positive_int, default=20, help="at most this many (default 20)")
+    p.add_argument("--batch-size", type=_positive_int, default=16)
+    p.add_argument("--validation-split", type=float, default=0.2,
+                   help="held-out fraction when there is no val/ folder (default 0.2; 0: none)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--augment", action="store_true", help="random flip, rotation and zoom")
+    p.add_argument("--class-weight", choices=["balanced"], default=None)
+    p.add_argument("--learning-rate", type=float, default=1e-3)
+    p.add_argument("--patience", type=_positive_int, default=5, help="early-stopping patience")
+    p.add_argument("--cache", action="store_true", help="keep decoded images in memory")
+    p.add_argument("--out", default=None, help="run directory (default runs/DATE-STYLE)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
+    p.add_argument("--quiet-progress", action="store_true", help="one line per epoch, no bar")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("evaluate", help="metrics, confusion matrix, ROC curve, most-wrong images")
+    p.add_argument("run_dir")
+    p.add_argument("data_dir", help="class sub-folders named as in training")
+    p.add_argument("--out", default=None, help="where to write (default RUN_DIR/evaluation)")
+    p.add_argument("--threshold", type=float, default=0.5, help="decision threshold (binary runs)")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("predict", help="classify images: one CSV row per image")
+    p.add_argument("run_dir")
+    p.add_argument("paths", nargs="+", metavar="PATH", help="image files, folders or glob patterns")
+    p.add_argument("--format", choices=["csv", "json"], default="csv")
+    p.add_argument("--output", default=None, help="write to this file instead of stdout")
+    p.add_argument("--threshold", type=float, default=0.5, help="decision threshold (binary runs)")
+    p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("demo", help="the three styles, their proof, and a real training run")
+    p.add_argument("--out", default=None, help="demo folder (default runs/demo)")
+    p.add_argument("--style", default="functional", choices=STYLE_NAMES)
+    p.add_argument("--epochs", type=_positive_int, default=30)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--quiet-progress", action="store_true", help="one line per epoch, no bar")
+    p.set_defaults(func=cmd_demo)
     return parser
 
 

@@ -6,7 +6,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["ModelConfig"]
+__all__ = ["ModelConfig", "TrainConfig"]
 
 
 def _is_int(value: Any) -> bool:
@@ -128,3 +128,63 @@ class ModelConfig:
     def replace(self, **changes: Any) -> "ModelConfig":
         """A copy with some fields changed (validated again)."""
         return dataclasses.replace(self, **changes)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How ``simplecnn train`` trains: the recipe and the data handling."""
+
+    # Which Keras style builds the model: "sequential", "functional" or "subclassing".
+    style: str = "functional"
+    # Images are resized to image_size x image_size (the seed's 256 by default).
+    image_size: int = 256
+    # 3: RGB (the seed); 1: grayscale.
+    channels: int = 3
+    # Upper bound on epochs; early stopping usually ends sooner.
+    epochs: int = 20
+    batch_size: int = 16
+    # Fraction of each class held out for validation when the folder has no train/val split.
+    validation_split: float = 0.2
+    # Seeds weights, dropout, the validation split, shuffling and augmentation.
+    seed: int = 0
+    # Random flip, +-10 degree rotation and 0.9-1.1 zoom of training images.
+    augment: bool = False
+    # None, or "balanced": weight classes inversely to their frequency.
+    class_weight: str | None = None
+    # Peak learning rate of Adam; cosine decay to 1% of it over the planned epochs.
+    learning_rate: float = 1e-3
+    # Early stopping: epochs without a better validation loss before stopping.
+    patience: int = 5
+    # Keep decoded images in memory after the first epoch.
+    cache: bool = False
+
+    def __post_init__(self) -> None:
+        for name in ("image_size", "epochs", "batch_size", "patience"):
+            value = getattr(self, name)
+            if not (_is_int(value) and value > 0):
+                raise ValueError(f"{name} must be a positive integer. Received: {name}={value!r}")
+        if self.image_size < 4:
+            raise ValueError(
+                f"image_size must be at least 4 (two 2x2 poolings). Received: {self.image_size}"
+            )
+        if self.channels not in (1, 3):
+            raise ValueError(f"channels must be 1 or 3. Received: channels={self.channels!r}")
+        if not (isinstance(self.validation_split, (int, float)) and 0 <= self.validation_split < 1):
+            raise ValueError(
+                "validation_split must be in [0, 1). "
+                f"Received: validation_split={self.validation_split!r}"
+            )
+        if self.class_weight not in (None, "balanced"):
+            raise ValueError(
+                "class_weight must be None or 'balanced'. "
+                f"Received: class_weight={self.class_weight!r}"
+            )
+        if not (isinstance(self.learning_rate, (int, float)) and self.learning_rate > 0):
+            raise ValueError(
+                f"learning_rate must be positive. Received: learning_rate={self.learning_rate!r}"
+            )
+        if not _is_int(self.seed):
+            raise ValueError(f"seed must be an integer. Received: seed={self.seed!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)

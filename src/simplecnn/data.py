@@ -1,0 +1,436 @@
+"""Folder of images -> labelled file lists -> batches; what was skipped and why.
+
+One pixel convention for everything (train, evaluate, predict, export): decode with Pillow, apply
+the EXIF orientation, convert to RGB (or L), resize to the model's input with bilinear filtering
+(the whole image, not a crop), keep uint8, and scale with :func:`scale_pixels` (x / 255) just
+before the model. The loader is a ``keras.utils.PyDataset``: it streams from disk, decodes in
+parallel threads, prefetches, can cache decoded images, and works on every Keras backend.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import keras
+import numpy as np
+from PIL import Image, ImageOps
+
+__all__ = [
+    "IMAGE_EXTENSIONS",
+    "Skipped",
+    "Dataset",
+    "DataError",
+    "scan_folder",
+    "list_images",
+    "load_image",
+    "decode_image",
+    "scale_pixels",
+    "ImageBatches",
+]
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp")
+# Files that file managers leave in photo folders; skipped silently but recorded.
+_SYSTEM_FILES = {"thumbs.db", "desktop.ini", "icon\r"}
+_SPLIT_TRAIN = ("train",)
+_SPLIT_VAL = ("val", "validation")
+# Images above this many pixels are refused (Pillow's decompression-bomb guard, made an error).
+MAX_PIXELS = 89_478_485
+Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+
+
+class DataError(ValueError):
+    """The data folder cannot be used as given; the message says where and how to fix it."""
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A file that was not used, with the reason."""
+
+    path: str
+    reason: str
+
+
+@dataclass
+class Dataset:
+    """The labelled files of a data folder, split into training and validation."""
+
+    root: str
+    class_names: list[str]
+    train: list[tuple[str, int]]
+    val: list[tuple[str, int]]
+    skipped: list[Skipped] = field(default_factory=list)
+    layout: str = "classes"  # "classes" (one folder per class) or "split" (train/ and val/)
+
+    def counts(self, items: Sequence[tuple[str, int]]) -> dict[str, int]:
+        out = {name: 0 for name in self.class_names}
+        for _, label in items:
+            out[self.class_names[label]] += 1
+        return out
+
+
+def scale_pixels(images: np.ndarray) -> np.ndarray:
+    """uint8 pixels -> the model's input: float32 in [0, 1]. The one place pixels are scaled."""
+    return np.asarray(images, dtype=np.float32) * np.float32(1.0 / 255.0)
+
+
+def _to_mode(image: Image.Image, channels: int) -> Image.Image:
+    """Any Pillow mode (palette, RGBA, CMYK, 16-bit, float) -> 'RGB' or 'L'."""
+    if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        # 16-bit and 32-bit grayscale: rescale to 8 bits (convert('L') would clip at 255).
+        arr = np.asarray(image, dtype=np.float64)
+        top = 65535.0 if image.mode.startswith("I;16") else max(float(arr.max()), 1.0)
+        image = Image.fromarray(np.clip(arr / top * 255.0 + 0.5, 0, 255).astype(np.uint8), "L")
+    if image.mode == "P":
+        image = image.convert("RGBA" if "transparency" in image.info else "RGB")
+    if image.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        # Transparent pixels become white, as on a web page.
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        image = Image.alpha_composite(background, rgba)
+    target = "L" if channels == 1 else "RGB"
+    return image if image.mode == target else image.convert(target)
+
+
+def decode_image(image: Image.Image, size: tuple[int, int], channels: int = 3) -> np.ndarray:
+    """An open Pillow image -> uint8 array ``(height, width, channels)`` at ``size``."""
+    height, width = size
+    if image.format == "JPEG":
+        # Let libjpeg decode at a reduced scale when the photo is much larger than needed.
+        image.draft("RGB" if channels == 3 else "L", (width, height))
+    image.seek(0)  # animated GIF/WebP: the first frame
+    image = ImageOps.exif_transpose(image)
+    image = _to_mode(image, channels)
+    if image.size != (width, height):
+        image = image.resize((width, height), Image.Resampling.BILINEAR, reducing_gap=3.0)
+    arr = np.asarray(image, dtype=np.uint8)
+    return arr.reshape(height, width, channels)
+
+
+def load_image(path: str | os.PathLike, size: tuple[int, int], channels: int = 3) -> np.ndarray:
+    """Read and decode one image file (see :func:`decode_image`).
+
+    Raises:
+        DataError: the file is not a readable image; the message names it.
+    """
+    try:
+        with Image.open(path) as image:
+            return decode_image(image, size, channels)
+    except Image.DecompressionBombError:
+        raise DataError(
+            f"{path}: image too large (over {MAX_PIXELS:,} pixels); resize it or remove it"
+        ) from None
+    except (OSError, ValueError, SyntaxError, EOFError) as exc:
+        raise DataError(f"{path}: not a readable image ({exc})") from None
+
+
+def _check_header(path: str) -> str | None:
+    """None if ``path`` opens as an image Pillow can decode, else the reason it does not."""
+    try:
+        if os.path.getsize(path) == 0:
+            return "empty file (0 bytes)"
+        with Image.open(path) as image:
+            if image.width * image.height > MAX_PIXELS:
+                return f"image too large ({image.width}x{image.height} pixels)"
+            return None
+    except Image.DecompressionBombError:
+        return "image too large (decompression-bomb guard)"
+    except (OSError, ValueError, SyntaxError, EOFError) as exc:
+        return f"not a readable image: {exc}"
+
+
+def _walk_files(folder: str) -> tuple[list[str], list[Skipped]]:
+    """Every file below ``folder`` (sub-folders and links followed, link loops cut), sorted."""
+    files, skipped, seen = [], [], set()
+    for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
+        real = os.path.realpath(dirpath)
+        if real in seen:
+            skipped.append(Skipped(dirpath, "folder link loop (already visited)"))
+            dirnames[:] = []
+            continue
+        seen.add(real)
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for name in filenames:
+            path = os.path.join(dirpath, name)
+            if name.startswith(".") or name.lower() in _SYSTEM_FILES:
+                skipped.append(Skipped(path, "hidden or system file"))
+            elif not os.path.exists(path):
+                skipped.append(Skipped(path, "broken symbolic link"))
+            elif not name.lower().endswith(IMAGE_EXTENSIONS):
+                skipped.append(
+                    Skipped(path, f"not an image extension ({', '.join(IMAGE_EXTENSIONS)})")
+                )
+            else:
+                files.append(path)
+    return sorted(files), skipped
+
+
+def _checked(paths: list[str], workers: int = 8) -> tuple[list[str], list[Skipped]]:
+    """Keep the files whose header Pillow can read; the others are skipped with the reason."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        reasons = list(pool.map(_check_header, paths))
+    good = [p for p, r in zip(paths, reasons) if r is None]
+    bad = [Skipped(p, r) for p, r in zip(paths, reasons) if r is not None]
+    return good, bad
+
+
+def _class_folders(folder: str) -> list[str]:
+    return sorted(
+        e.name for e in os.scandir(folder) if e.is_dir() and not e.name.startswith(".")
+    )
+
+
+def _find_split(root: str) -> tuple[str, str] | None:
+    names = {e.name for e in os.scandir(root) if e.is_dir()}
+    train = next((n for n in _SPLIT_TRAIN if n in names), None)
+    val = next((n for n in _SPLIT_VAL if n in names), None)
+    if train and val:
+        return os.path.join(root, train), os.path.join(root, val)
+    return None
+
+
+def _index_classes(
+    folder: str, class_names: list[str] | None = None
+) -> tuple[list[str], list[tuple[str, int]], list[Skipped]]:
+    """(class names, [(path, label)], skipped) for a folder with one sub-folder per class."""
+    found = _class_folders(folder)
+    names = class_names or found
+    if class_names is not None:
+        extra = sorted(set(found) - set(class_names))
+        if extra:
+            raise DataError(
+                f"{folder}: class folder(s) {extra} are not among the classes "
+                f"{class_names}; remove them or train a model that has them"
+            )
+    items, skipped = [], []
+    for label, name in enumerate(names):
+        sub = os.path.join(folder, name)
+        if not os.path.isdir(sub):
+            continue
+        paths, skip = _walk_files(sub)
+        good, bad = _checked(paths)
+        skipped += skip + bad
+        items += [(p, label) for p in good]
+    for f in sorted(os.listdir(folder)):
+        path = os.path.join(folder, f)
+        if os.path.isfile(path):
+            skipped.append(Skipped(path, "file outside any class folder"))
+    return names, items, skipped
+
+
+def _stratified_split(
+    items: list[tuple[str, int]], fraction: float, seed: int
+) -> tuple[list[tuple[str, int]], list[tuple[str, int]]]:
+    rng = np.random.default_rng(seed)
+    train, val = [], []
+    for label in sorted({lab for _, lab in items}):
+        group = [it for it in items if it[1] == label]
+        order = rng.permutation(len(group))
+        n_val = int(round(len(group) * fraction))
+        if fraction > 0 and len(group) >= 2:
+            n_val = min(max(n_val, 1), len(group) - 1)
+        val += [group[i] for i in order[:n_val]]
+        train += [group[i] for i in order[n_val:]]
+    return sorted(train), sorted(val)
+
+
+def scan_folder(data_dir: str | os.PathLike, validation_split: float = 0.2, seed: int = 0) -> Dataset:
+    """Index a data folder.
+
+    ``data_dir`` holds one sub-folder per class, or ``train/`` and ``val/`` (or
+    ``validation/``) folders of that form, used as given. Without a split, a seeded, stratified
+    ``validation_split`` of each class is held out (0: no validation). Class names are the
+    folder names, sorted. Files that are not readable images are skipped, with the reason.
+
+    Raises:
+        DataError: the folder is missing, has fewer than two classes, or a class has no image.
+    """
+    root = str(data_dir)
+    if not os.path.exists(root):
+        raise DataError(f"{root}: no such folder; pass a folder with one sub-folder per class")
+    if not os.path.isdir(root):
+        raise DataError(f"{root}: not a folder; pass a folder with one sub-folder per class")
+    if not 0.0 <= validation_split < 1.0:
+        raise DataError(
+            f"validation split must be in [0, 1). Received: {validation_split!r}"
+        )
+    split = _find_split(root)
+    if split:
+        names, train, skipped = _index_classes(split[0])
+        _, val, skipped_val = _index_classes(split[1], names)
+        skipped += skipped_val
+        layout = "split"
+    else:
+        names, items, skipped = _index_classes(root)
+        train, val = _stratified_split(items, validation_split, seed)
+        layout = "classes"
+    dataset = Dataset(root, names, train, val, skipped, layout)
+    _check_classes(dataset, split[0] if split else root)
+    return dataset
+
+
+def _check_classes(dataset: Dataset, folder: str) -> None:
+    names = dataset.class_names
+    if len(names) < 2:
+        raise DataError(
+            f"{folder}: found {len(names)} class folder(s) {names}; a classifier needs at least "
+            "two: put each class's images in its own sub-folder (e.g. ants/ and bees/)"
+        )
+    counts = dataset.counts(dataset.train)
+    empty = [n for n, c in counts.items() if c == 0]
+    if empty:
+        raise DataError(
+            f"{folder}: class folder(s) {empty} hold no readable image; add images or remove "
+            "the folder"
+        )
+
+
+def list_images(paths: Iterable[str]) -> tuple[list[str], list[Skipped]]:
+    """Expand files, folders (recursively) and glob patterns into image files, in order."""
+    import glob
+
+    out, skipped = [], []
+    for spec in paths:
+        if os.path.isdir(spec):
+            files, skip = _walk_files(spec)
+            out += files
+            skipped += skip
+        elif os.path.isfile(spec):
+            out.append(spec)
+        else:
+            matches = sorted(glob.glob(spec, recursive=True))
+            if not matches:
+                raise DataError(f"{spec}: no such file or folder, and no file matches it")
+            for m in matches:
+                if os.path.isdir(m):
+                    files, skip = _walk_files(m)
+                    out += files
+                    skipped += skip
+                else:
+                    out.append(m)
+    good, bad = _checked(out)
+    return good, skipped + bad
+
+
+def _augment(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Random horizontal flip, rotation (+-10 degrees) and zoom (0.9-1.1) of one uint8 image."""
+    if rng.random() < 0.5:
+        image = image[:, ::-1]
+    angle = rng.uniform(-10.0, 10.0)
+    zoom = rng.uniform(0.9, 1.1)
+    h, w = image.shape[:2]
+    pil = Image.fromarray(image.squeeze(-1) if image.shape[-1] == 1 else np.ascontiguousarray(image))
+    # Inverse affine map (output -> input): rotate by `angle` and scale by 1/zoom about the centre.
+    cos, sin = math.cos(math.radians(angle)) / zoom, math.sin(math.radians(angle)) / zoom
+    cx, cy = w / 2.0, h / 2.0
+    matrix = (cos, sin, cx - cos * cx - sin * cy, -sin, cos, cy + sin * cx - cos * cy)
+    pil = pil.transform((w, h), Image.Transform.AFFINE, matrix, Image.Resampling.BILINEAR)
+    return np.asarray(pil, dtype=np.uint8).reshape(h, w, image.shape[-1])
+
+
+class ImageBatches(keras.utils.PyDataset):
+    """Batches of ``(scaled images, labels)`` streamed from image files.
+
+    Args:
+        items: ``(path, label)`` pairs.
+        image_size: ``(height, width)`` the model takes.
+        channels: 3 (RGB) or 1 (grayscale).
+        batch_size: images per batch (the last batch may be smaller).
+        num_classes: 1 for the sigmoid head (labels become float 0/1), else the class count.
+        shuffle: reshuffle every epoch (seeded: the order depends only on ``seed`` and epoch).
+        augment: random flip / rotation / zoom, seeded per image and epoch.
+        cache: keep decoded images in memory after their first read.
+        seed: the seed of shuffling and augmentation.
+        workers: threads decoding batches in parallel (Keras's PyDataset workers).
+    """
+
+    def __init__(
+        self,
+        items: Sequence[tuple[str, int]],
+        image_size: tuple[int, int],
+        channels: int = 3,
+        batch_size: int = 16,
+        num_classes: int = 1,
+        shuffle: bool = False,
+        augment: bool = False,
+        cache: bool = False,
+        seed: int = 0,
+        workers: int | None = None,
+        max_queue_size: int = 8,
+    ) -> None:
+        if workers is None:
+            workers = min(8, (os.cpu_count() or 1) * 2)
+        super().__init__(workers=workers, use_multiprocessing=False, max_queue_size=max_queue_size)
+        self.items = list(items)
+        self.image_size = tuple(image_size)
+        self.channels = channels
+        self.batch_size = batch_size
+        self.num_classes = num_classes
+        self.shuffle = shuffle
+        self.augment = augment
+        self.seed = seed
+        self.epoch = 0
+        self.failed: list[Skipped] = []
+        self._cache: dict[int, np.ndarray] | None = {} if cache else None
+        self._order = self._permutation()
+
+    def _permutation(self) -> np.ndarray:
+        if not self.shuffle:
+            return np.arange(len(self.items))
+        return np.random.default_rng([self.seed, self.epoch]).permutation(len(self.items))
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.items) / self.batch_size)
+
+    def _image(self, index: int) -> np.ndarray:
+        if self._cache is not None and index in self._cache:
+            return self._cache[index]
+        path = self.items[index][0]
+        try:
+            image = load_image(path, self.image_size, self.channels)
+        except DataError as exc:
+            # Passed the header check but failed to decode (a truncated file): a blank image,
+            # recorded, rather than a crash in the middle of an epoch.
+            self.failed.append(Skipped(path, str(exc)))
+            image = np.zeros((*self.image_size, self.channels), np.uint8)
+        if self._cache is not None:
+            self._cache[index] = image
+        return image
+
+    def images(self, batch: int) -> np.ndarray:
+        """The uint8 images of batch ``batch`` (before augmentation and scaling)."""
+        indices = self._order[batch * self.batch_size : (batch + 1) * self.batch_size]
+        return np.stack([self._image(int(i)) for i in indices])
+
+    def __getitem__(self, batch: int) -> tuple[np.ndarray, np.ndarray]:
+        indices = self._order[batch * self.batch_size : (batch + 1) * self.batch_size]
+        images = []
+        for i in indices:
+            image = self._image(int(i))
+            if self.augment:
+                image = _augment(image, np.random.default_rng([self.seed, self.epoch, int(i)]))
+            images.append(image)
+        labels = np.array([self.items[int(i)][1] for i in indices])
+        if self.num_classes == 1:
+            labels = labels.astype(np.float32).reshape(-1, 1)
+        else:
+            labels = labels.astype(np.int32)
+        return scale_pixels(np.stack(images)), labels
+
+    def on_epoch_end(self) -> None:
+        self.epoch += 1
+        self._order = self._permutation()
+
+    @property
+    def labels(self) -> np.ndarray:
+        """Labels in batch order (fixed when ``shuffle`` is off)."""
+        return np.array([self.items[int(i)][1] for i in self._order])
+
+    @property
+    def paths(self) -> list[str]:
+        return [self.items[int(i)][0] for i in self._order]
