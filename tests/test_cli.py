@@ -73,3 +73,75 @@ def test_console_script_compare_table(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "functional.png", "sequential.png", "subclassing.png"
     ]
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory):
+    from imagegen import make_folder
+
+    root = tmp_path_factory.mktemp("cli")
+    data = make_folder(str(root / "data"), per_class=12)
+    run = str(root / "run")
+    assert main(["train", data, "--image-size", "32", "--epochs", "2", "--batch-size", "8",
+                 "--style", "subclassing", "--out", run, "--quiet-progress"]) == 0  # fmt: skip
+    return data, run
+
+
+def test_train_evaluate_predict_commands(trained_run, capsys, tmp_path):
+    data, run = trained_run
+    capsys.readouterr()
+    assert main(["evaluate", run, data]) == 0
+    out = capsys.readouterr().out
+    assert "accuracy" in out and "roc_auc" in out and "confusion matrix" in out
+    assert main(["predict", run, os.path.join(data, "cats"), os.path.join(data, "dogs", "*.png")]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0] == "path,label,probability" and len(lines) == 1 + 12 + 6
+    assert main(["predict", run, data, "--format", "json", "--output", str(tmp_path / "p.json")]) == 0
+    rows = json.loads((tmp_path / "p.json").read_text())
+    assert len(rows) == 24 and set(rows[0]) == {"path", "label", "probability", "probabilities"}
+    assert main(["predict", run, os.path.join(data, "cats"), "--threshold", "1.0"]) == 0
+    labels = [l.split(",")[1] for l in capsys.readouterr().out.strip().splitlines()[1:]]
+    assert set(labels) == {"cats"}  # nothing reaches probability 1.0 of "dogs"
+
+
+@pytest.mark.parametrize(
+    "argv, fragment",
+    [
+        (["train", "/no/such/folder"], "/no/such/folder: no such folder"),
+        (["evaluate", "/no/such/run", "."], "no such run directory"),
+        (["predict", "/no/such/run", "x.jpg"], "no such run directory"),
+    ],
+)
+def test_command_errors_are_one_line_exit_2(argv, fragment, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert fragment in err and len(err.splitlines()) == 1
+
+
+def test_train_refuses_an_existing_run_dir(trained_run, capsys):
+    data, run = trained_run
+    assert main(["train", data, "--out", run, "--image-size", "32"]) == 2
+    assert "already exists" in capsys.readouterr().err
+
+
+def test_demo_command_runs_end_to_end(tmp_path):
+    """The README's main job, shortened (2 epochs), as a user runs it."""
+    exe = os.path.join(os.path.dirname(sys.executable), "simplecnn")
+    done = subprocess.run([exe, "demo", "--epochs", "2", "--out", str(tmp_path / "demo"),
+                           "--quiet-progress"], capture_output=True, text=True)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = done.stdout
+    assert out.count("Total params: 277,569") == 3
+    assert "test accuracy" in out and "FAIL" not in out
+    assert (tmp_path / "demo" / "run" / "evaluation" / "confusion_matrix.png").exists()
+
+
+def test_public_api_is_lazy_and_complete():
+    code = (
+        "import sys, simplecnn\n"
+        "assert 'keras' not in sys.modules, 'import simplecnn must not import keras'\n"
+        "for name in simplecnn.__all__: getattr(simplecnn, name)\n"
+        "assert simplecnn.build_model('functional').count_params() == 277569\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]

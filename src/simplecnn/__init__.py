@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from simplecnn.config import ModelConfig
+from simplecnn.config import ModelConfig, TrainConfig
 
 __version__ = "0.1.0"
 
@@ -21,9 +21,13 @@ _LAZY = {
     "transfer_weights": "simplecnn.equivalence",
     "compare_styles": "simplecnn.equivalence",
     "model_cost": "simplecnn.costs",
+    "train": "simplecnn.training",
+    "evaluate": "simplecnn.training",
+    "predict": "simplecnn.training",
+    "load_run": "simplecnn.training",
 }
 
-__all__ = ["ModelConfig", "__version__", *_LAZY]
+__all__ = ["ModelConfig", "TrainConfig", "__version__", *_LAZY]
 
 
 def __getattr__(name: str) -> Any:
