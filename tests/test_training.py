@@ -98,7 +98,7 @@ def test_same_seed_same_run(two_class, tmp_path):
 def test_existing_run_dir_is_refused_unless_overwrite(two_class, tmp_path):
     (tmp_path / "run").mkdir()
     (tmp_path / "run" / "keep.txt").write_text("mine")
-    with pytest.raises(RunError, match="already exists"):
+    with pytest.raises(RunError, match="exists and is not empty"):
         train(two_class, tmp_path / "run", TrainConfig(**FAST), verbose=0)
     assert (tmp_path / "run" / "keep.txt").exists()
     train(two_class, tmp_path / "run", TrainConfig(**FAST), overwrite=True, verbose=0)

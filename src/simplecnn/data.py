@@ -423,7 +423,11 @@ class ImageBatches(keras.utils.PyDataset):
         return scale_pixels(np.stack(images)), labels
 
     def on_epoch_end(self) -> None:
-        self.epoch += 1
+        self.set_epoch(self.epoch + 1)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Shuffle (and augment) as for epoch ``epoch`` (0-based); used when resuming."""
+        self.epoch = epoch
         self._order = self._permutation()
 
     @property

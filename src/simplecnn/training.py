@@ -1,20 +1,7 @@
-"""train / evaluate / predict as functions that return values; a run directory is the unit of work.
-
-A run directory holds everything later steps need, with paths relative to it, so it can be
-copied elsewhere and still work:
-
-    model.keras        the best model (lowest validation loss), written atomically
-    run.json           model config, class names, image size, pixel convention, recipe, versions
-    history.csv        one row per epoch (Keras CSVLogger)
-    curves.png         loss and accuracy per epoch
-    files.json         every file used (train / validation) and every file skipped, with why
-    logs/              TensorBoard logs
-    evaluation/        what `evaluate` writes (report.json and PNGs), unless told otherwise
-"""
+"""train / evaluate / predict as functions that return values; see runs.py for run directories."""
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import shutil
@@ -25,6 +12,7 @@ from typing import Any, Sequence
 import keras
 import numpy as np
 
+from simplecnn import reports
 from simplecnn.config import ModelConfig, TrainConfig
 from simplecnn.data import (
     DataError,
@@ -37,21 +25,36 @@ from simplecnn.data import (
     scan_folder,
 )
 from simplecnn.models import build_model, check_style
-from simplecnn import reports
+from simplecnn.runs import (
+    BACKUP_DIR,
+    CURVES_FILE,
+    FILES_FILE,
+    HISTORY_FILE,
+    LOG_DIR,
+    MODEL_FILE,
+    RUN_FILE,
+    Backup,
+    Run,
+    RunError,
+    latest_backup,
+    load_model_file,
+    load_run,
+    read_history,
+    read_json,
+    restore_seed_states,
+    save_backup,
+    save_model_atomic,
+    truncate_history,
+    write_json,
+)
 
-__all__ = ["TrainResult", "Run", "train", "load_run", "evaluate", "predict", "RunError"]
+__all__ = ["TrainResult", "train", "evaluate", "predict", "load_run", "Run", "RunError", "TrainingError"]
 
-MODEL_FILE = "model.keras"
-RUN_FILE = "run.json"
-HISTORY_FILE = "history.csv"
-CURVES_FILE = "curves.png"
-FILES_FILE = "files.json"
-LOG_DIR = "logs"
 PIXELS = "RGB (or L), EXIF-oriented, bilinear resize of the whole image, uint8 / 255"
 
 
-class RunError(ValueError):
-    """A run directory is missing, incomplete, or not usable for this request."""
+class TrainingError(RuntimeError):
+    """Training could not produce a model (for example the loss was NaN from the start)."""
 
 
 @dataclass
@@ -65,61 +68,53 @@ class TrainResult:
     best: dict[str, float]
     seconds: float
     skipped: list[Skipped] = field(default_factory=list)
+    resumed_from: int = 0  # epochs already done by an earlier, interrupted process
+    stopped: str | None = None  # None (ran all epochs), "early" or "nan"
+    message: str = ""
 
 
-@dataclass
-class Run:
-    """A loaded run directory: the model and what it was trained with."""
+class _RunKeeper(keras.callbacks.Callback):
+    """Best model, early stopping, the NaN guard and the per-epoch backup, in one place.
 
-    path: str
-    model: keras.Model
-    meta: dict[str, Any]
+    At each epoch end, in this order: keep ``model.keras`` if the monitored value improved,
+    write the backup a killed run resumes from, then stop if patience ran out. A NaN or Inf
+    loss stops training at once and nothing of that epoch is kept.
+    """
 
-    @property
-    def class_names(self) -> list[str]:
-        return list(self.meta["class_names"])
-
-    @property
-    def image_size(self) -> tuple[int, int]:
-        h, w, _ = self.meta["model_config"]["input_shape"]
-        return (h, w)
-
-    @property
-    def channels(self) -> int:
-        return int(self.meta["model_config"]["input_shape"][2])
-
-    @property
-    def num_outputs(self) -> int:
-        return int(self.meta["model_config"]["num_classes"])
-
-
-def _write_json(path: str, data: Any) -> None:
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(data, f, indent=2, ensure_ascii=False)
-    os.replace(tmp, path)
-
-
-def save_model_atomic(model: keras.Model, path: str) -> None:
-    """Save a .keras file under a temporary name, then rename: never a half-written model."""
-    tmp = path[: -len(".keras")] + ".tmp.keras"
-    model.save(tmp)
-    os.replace(tmp, path)
-
-
-class _SaveBest(keras.callbacks.Callback):
-    """Keep the model of the best epoch (lowest ``monitor``) in the run directory."""
-
-    def __init__(self, path: str, monitor: str) -> None:
+    def __init__(self, run_dir: str, monitor: str, patience: int, state: dict[str, Any] | None = None) -> None:
         super().__init__()
-        self.path, self.monitor = path, monitor
-        self.best, self.best_epoch = np.inf, -1
+        state = state or {}
+        self.run_dir, self.monitor, self.patience = run_dir, monitor, patience
+        self.best = float(state.get("best", np.inf))
+        self.best_epoch = int(state.get("best_epoch", -1))
+        self.wait = int(state.get("wait", 0))
+        self.epoch = 0
+        self.nan: dict[str, Any] | None = None
+        self.stopped_early = False
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        loss = (logs or {}).get("loss")
+        if loss is not None and not np.isfinite(float(loss)):
+            self.nan = {"epoch": self.epoch + 1, "batch": batch + 1, "loss": float(loss)}
+            self.model.stop_training = True
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        if self.nan is not None:
+            return
         value = (logs or {}).get(self.monitor)
-        if value is not None and value < self.best:
-            self.best, self.best_epoch = float(value), epoch
-            save_model_atomic(self.model, self.path)
+        if value is not None and np.isfinite(float(value)) and float(value) < self.best:
+            self.best, self.best_epoch, self.wait = float(value), epoch, 0
+            save_model_atomic(self.model, os.path.join(self.run_dir, MODEL_FILE))
+        else:
+            self.wait += 1
+        save_backup(self.run_dir, self.model, epoch + 1,
+                    {"best": self.best, "best_epoch": self.best_epoch, "wait": self.wait})  # fmt: skip
+        if self.wait >= self.patience:
+            self.stopped_early = True
+            self.model.stop_training = True
 
 
 class PreciseBatchNormValidation(keras.callbacks.Callback):
@@ -186,19 +181,49 @@ def _versions() -> dict[str, str]:
     return out
 
 
-def _prepare_run_dir(out_dir: str, overwrite: bool) -> None:
+def _prepare_run_dir(
+    out_dir: str, config: TrainConfig, data_dir: str, overwrite: bool, resume: bool
+) -> Backup | None:
+    """Make ``out_dir`` ready; return the backup to resume from, if any.
+
+    A folder holding an unfinished run of the same settings resumes from its last finished
+    epoch (the same command again after a kill). A finished run or any other non-empty folder
+    is refused unless ``overwrite``.
+    """
     if os.path.exists(out_dir) and not os.path.isdir(out_dir):
         raise RunError(f"{out_dir}: exists and is not a folder; choose another --out")
-    if os.path.isdir(out_dir) and os.listdir(out_dir):
-        if not overwrite:
-            raise RunError(
-                f"{out_dir}: run directory already exists and is not empty; pass --overwrite "
-                "to replace it or choose another --out"
-            )
+    if os.path.isdir(out_dir) and os.listdir(out_dir) and overwrite:
         shutil.rmtree(out_dir)
-    os.makedirs(out_dir, exist_ok=True)
-    if not os.access(out_dir, os.W_OK):
-        raise RunError(f"{out_dir}: not writable; choose another --out")
+    if not os.path.isdir(out_dir) or not os.listdir(out_dir):
+        if resume:
+            raise RunError(f"{out_dir}: nothing to resume (no unfinished run there); drop --resume")
+        os.makedirs(out_dir, exist_ok=True)
+        return None
+    try:
+        meta = read_json(os.path.join(out_dir, RUN_FILE))
+    except (OSError, ValueError):
+        meta = None
+    if meta is None:
+        raise RunError(
+            f"{out_dir}: folder exists and is not empty; pass --overwrite to replace it or "
+            "choose another --out"
+        )
+    if meta.get("status") != "training":
+        raise RunError(
+            f"{out_dir}: run directory already exists (a finished run); pass --overwrite to "
+            "replace it or choose another --out"
+        )
+    same = meta.get("train_config") == config.to_dict() and meta.get("data_dir") == os.path.abspath(data_dir)
+    if not same:
+        raise RunError(
+            f"{out_dir}: holds an unfinished run with other settings or data; run the same "
+            "command to resume it, or pass --overwrite to start again"
+        )
+    backup = latest_backup(out_dir)
+    if backup is None:  # killed before the first epoch finished: nothing to keep
+        shutil.rmtree(out_dir)
+        os.makedirs(out_dir)
+    return backup
 
 
 def _relative(path: str, root: str) -> str:
@@ -210,19 +235,30 @@ def train(
     out_dir: str | os.PathLike,
     config: TrainConfig | None = None,
     overwrite: bool = False,
+    resume: bool = False,
     verbose: int | str = "auto",
+    callbacks: Sequence[keras.callbacks.Callback] = (),
 ) -> TrainResult:
     """Train the seed's classifier on a folder of images and write a run directory.
 
+    Running the same call again after the process was killed resumes from the last finished
+    epoch (model, optimizer and dropout state are backed up atomically after every epoch).
+
     Args:
         data_dir: one sub-folder per class, or ``train/`` and ``val/`` folders of that form.
-        out_dir: the run directory to create.
+        out_dir: the run directory to create (or the unfinished one to resume).
         config: the recipe (:class:`TrainConfig` defaults when ``None``).
         overwrite: replace ``out_dir`` if it exists.
+        resume: require an unfinished run in ``out_dir`` to resume (it resumes anyway).
         verbose: Keras's verbosity for ``fit`` (progress bar by default).
+        callbacks: extra Keras callbacks.
 
     Returns:
         A :class:`TrainResult` with the history and the best epoch's metrics.
+
+    Raises:
+        DataError / RunError: before any training, for unusable data or run directories.
+        TrainingError: the loss was NaN or Inf before any epoch finished.
     """
     config = config or TrainConfig()
     check_style(config.style)
@@ -233,15 +269,12 @@ def train(
             f"--batch-size {config.batch_size} is larger than the {len(dataset.train)} training "
             f"images in {data_dir}; use a batch size of at most {len(dataset.train)}"
         )
-    _prepare_run_dir(out_dir, overwrite)
+    backup = _prepare_run_dir(out_dir, config, data_dir, overwrite, resume)
     num_classes = len(dataset.class_names)
     model_config = ModelConfig(
         input_shape=(config.image_size, config.image_size, config.channels),
         num_classes=1 if num_classes == 2 else num_classes,
     )
-    keras.utils.set_random_seed(config.seed)
-    model = build_model(config.style, model_config)
-
     size = (config.image_size, config.image_size)
     common = dict(
         image_size=size, channels=config.channels, batch_size=config.batch_size,
@@ -250,28 +283,37 @@ def train(
     train_data = ImageBatches(dataset.train, shuffle=True, augment=config.augment, **common)
     val_data = ImageBatches(dataset.val, **common) if dataset.val else None
 
-    steps = len(train_data) * config.epochs
-    schedule = keras.optimizers.schedules.CosineDecay(config.learning_rate, steps, alpha=0.01)
-    loss = "binary_crossentropy" if model_config.num_classes == 1 else "sparse_categorical_crossentropy"
-    model.compile(optimizer=keras.optimizers.Adam(schedule), loss=loss, metrics=["accuracy"])
+    keras.utils.set_random_seed(config.seed)
+    if backup is None:
+        initial_epoch = 0
+        model = build_model(config.style, model_config)
+        steps = len(train_data) * config.epochs
+        schedule = keras.optimizers.schedules.CosineDecay(config.learning_rate, steps, alpha=0.01)
+        loss = "binary_crossentropy" if model_config.num_classes == 1 else "sparse_categorical_crossentropy"
+        model.compile(optimizer=keras.optimizers.Adam(schedule), loss=loss, metrics=["accuracy"])
+    else:
+        # The backup holds the compiled model with its optimizer state (and the schedule's step).
+        initial_epoch = backup.epochs_done
+        model = load_model_file(os.path.join(backup.path, MODEL_FILE))
+        restore_seed_states(model, backup.state.get("seed_states", {}))
+        truncate_history(os.path.join(out_dir, HISTORY_FILE), initial_epoch)
+        train_data.set_epoch(initial_epoch)  # the shuffling an uninterrupted run would use
+        if verbose:
+            print(f"resuming {out_dir} after epoch {initial_epoch} (of {config.epochs})", flush=True)
 
     monitor = "val_loss" if val_data is not None else "loss"
-    model_path = os.path.join(out_dir, MODEL_FILE)
-    save_best = _SaveBest(model_path, monitor)
-    callbacks = [
-        save_best,
-        keras.callbacks.EarlyStopping(
-            monitor=monitor, patience=config.patience, restore_best_weights=True
-        ),
-        keras.callbacks.CSVLogger(os.path.join(out_dir, HISTORY_FILE)),
-        keras.callbacks.TerminateOnNaN(),
-        keras.callbacks.TensorBoard(os.path.join(out_dir, LOG_DIR), write_graph=False),
-    ]
+    keeper = _RunKeeper(out_dir, monitor, config.patience, backup.state if backup else None)
     # Fixed, un-augmented training images for the BatchNorm statistics (decoded once).
     order = np.random.default_rng(config.seed).permutation(len(dataset.train))
-    bn_items = [dataset.train[i] for i in order[: 16 * config.batch_size]]
-    bn_data = ImageBatches(bn_items, **{**common, "cache": True})
-    callbacks.insert(0, PreciseBatchNormValidation(bn_data, val_data))
+    bn_data = ImageBatches([dataset.train[i] for i in order[: 16 * config.batch_size]],
+                           **{**common, "cache": True})  # fmt: skip
+    all_callbacks = [
+        PreciseBatchNormValidation(bn_data, val_data),  # first: adds val_* to the logs
+        keeper,
+        keras.callbacks.CSVLogger(os.path.join(out_dir, HISTORY_FILE), append=backup is not None),
+        keras.callbacks.TensorBoard(os.path.join(out_dir, LOG_DIR), write_graph=False),
+        *callbacks,
+    ]
     class_weight = None
     if config.class_weight == "balanced":
         from sklearn.utils.class_weight import compute_class_weight
@@ -295,38 +337,53 @@ def train(
         "versions": _versions(),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
-    _write_json(os.path.join(out_dir, RUN_FILE), {**meta, "status": "training"})
+    write_json(os.path.join(out_dir, RUN_FILE), {**meta, "status": "training"})
     _write_files_record(out_dir, dataset, [])
 
     start = time.perf_counter()
-    fit = model.fit(
+    model.fit(
         train_data,
         epochs=config.epochs,
-        callbacks=callbacks,
+        initial_epoch=initial_epoch,
+        callbacks=all_callbacks,
         class_weight=class_weight,
         verbose=verbose,
     )
     seconds = time.perf_counter() - start
-    history = {k: [float(v) for v in vals] for k, vals in fit.history.items()}
-    if save_best.best_epoch < 0:
-        raise DataError(
-            f"training diverged (loss {history.get('loss', ['?'])[-1]}): no epoch finished with "
-            "a finite loss; try a lower --learning-rate"
-        )
-    # EarlyStopping restored the best weights; the file already holds them.
-    best_epoch = save_best.best_epoch
-    best = {k: v[best_epoch] for k, v in history.items() if len(v) > best_epoch}
+    history = read_history(os.path.join(out_dir, HISTORY_FILE))
     failed = train_data.failed + (val_data.failed if val_data is not None else [])
     _write_files_record(out_dir, dataset, failed)
+    if keeper.best_epoch < 0:
+        shutil.rmtree(os.path.join(out_dir, BACKUP_DIR), ignore_errors=True)
+        write_json(os.path.join(out_dir, RUN_FILE), {**meta, "status": "failed"})
+        where = f" at epoch {keeper.nan['epoch']}, batch {keeper.nan['batch']}" if keeper.nan else ""
+        raise TrainingError(
+            f"the loss became {keeper.nan['loss'] if keeper.nan else 'non-finite'}{where} before "
+            "any epoch finished, so no model was kept; try a lower --learning-rate"
+        )
+    best_epoch = keeper.best_epoch
+    best = {k: v[best_epoch] for k, v in history.items() if len(v) > best_epoch}
+    stopped, message = None, ""
+    if keeper.nan is not None:
+        stopped = "nan"
+        message = (
+            f"training stopped: the loss became {keeper.nan['loss']} at epoch "
+            f"{keeper.nan['epoch']}, batch {keeper.nan['batch']}; {out_dir} keeps the model of "
+            f"epoch {best_epoch + 1} ({monitor} {keeper.best:.4f}); try a lower --learning-rate"
+        )
+    elif keeper.stopped_early:
+        stopped = "early"
     reports.plot_history(history, os.path.join(out_dir, CURVES_FILE))
     meta.update(
-        status="done",
+        status="done" if stopped != "nan" else "stopped: nan loss",
         epochs_run=len(history.get("loss", [])),
         best_epoch=best_epoch + 1,
         best=best,
         train_seconds=round(seconds, 2),
+        resumed_from=initial_epoch,
     )
-    _write_json(os.path.join(out_dir, RUN_FILE), meta)
+    write_json(os.path.join(out_dir, RUN_FILE), meta)
+    shutil.rmtree(os.path.join(out_dir, BACKUP_DIR), ignore_errors=True)
     return TrainResult(
         run_dir=out_dir,
         history=history,
@@ -335,13 +392,16 @@ def train(
         best=best,
         seconds=seconds,
         skipped=dataset.skipped + failed,
+        resumed_from=initial_epoch,
+        stopped=stopped,
+        message=message,
     )
 
 
 def _write_files_record(out_dir: str, dataset: Dataset, failed: Sequence[Skipped]) -> None:
     root = dataset.root
     names = dataset.class_names
-    _write_json(
+    write_json(
         os.path.join(out_dir, FILES_FILE),
         {
             "data_dir": os.path.abspath(root),
@@ -351,37 +411,6 @@ def _write_files_record(out_dir: str, dataset: Dataset, failed: Sequence[Skipped
                         for s in [*dataset.skipped, *failed]],  # fmt: skip
         },
     )
-
-
-def load_run(run_dir: str | os.PathLike) -> Run:
-    """Load a run directory's model and metadata.
-
-    Raises:
-        RunError: the folder is not a finished run directory or its model cannot be loaded.
-    """
-    run_dir = str(run_dir)
-    meta_path = os.path.join(run_dir, RUN_FILE)
-    model_path = os.path.join(run_dir, MODEL_FILE)
-    if not os.path.isdir(run_dir):
-        raise RunError(f"{run_dir}: no such run directory; pass the --out folder of a train run")
-    if not os.path.isfile(meta_path) or not os.path.isfile(model_path):
-        raise RunError(
-            f"{run_dir}: not a run directory (needs {RUN_FILE} and {MODEL_FILE}); pass the "
-            "--out folder of a finished `simplecnn train`"
-        )
-    try:
-        with open(meta_path, encoding="utf-8") as f:
-            meta = json.load(f)
-        ModelConfig.from_dict(meta["model_config"])
-        meta["class_names"]
-    except (ValueError, KeyError, TypeError) as exc:
-        raise RunError(f"{meta_path}: unreadable run description ({exc})") from None
-    try:
-        model = keras.models.load_model(model_path)  # safe_mode stays on
-    except Exception as exc:  # Keras raises many types for a bad file
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise RunError(f"{model_path}: cannot load the model ({first})") from None
-    return Run(run_dir, model, meta)
 
 
 def _predict_probs(run: Run, items: list[tuple[str, int]], batch_size: int) -> tuple[np.ndarray, ImageBatches]:
@@ -466,7 +495,7 @@ def evaluate(
         ]
         reports.plot_grid(images, titles, os.path.join(out_dir, "most_wrong.png"))
     metrics["files"] = sorted(os.listdir(out_dir))
-    _write_json(os.path.join(out_dir, "report.json"), metrics)
+    write_json(os.path.join(out_dir, "report.json"), metrics)
     metrics["out_dir"] = out_dir
     return metrics
 

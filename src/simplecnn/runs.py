@@ -1,0 +1,272 @@
+"""Run directories: their files, atomic writes, loading with checks, and epoch backups to resume.
+
+A run directory holds everything later steps need, with paths relative to it, so it can be
+copied elsewhere and still work:
+
+    model.keras        the best model (lowest validation loss), written atomically
+    run.json           model config, class names, image size, pixel convention, recipe, versions
+    history.csv        one row per epoch (Keras CSVLogger)
+    curves.png         loss and accuracy per epoch
+    files.json         every file used (train / validation) and every file skipped, with why
+    logs/              TensorBoard logs
+    backup/            while training: the last finished epoch (model, optimizer, random state)
+    evaluation/        what `evaluate` writes (report.json and PNGs), unless told otherwise
+
+Every file is written under a temporary name and renamed into place, so a kill at any moment
+leaves either the old file or the new one, never half of one.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import re
+import shutil
+from dataclasses import dataclass
+from typing import Any
+
+import keras
+import numpy as np
+
+from simplecnn.config import ModelConfig
+from simplecnn.models import leaf_layers
+
+__all__ = [
+    "RunError", "Run", "load_run", "read_json", "write_json", "save_model_atomic", "read_history",
+    "Backup", "save_backup", "latest_backup", "MODEL_FILE", "RUN_FILE", "HISTORY_FILE",
+    "CURVES_FILE", "FILES_FILE", "LOG_DIR", "BACKUP_DIR",
+]  # fmt: skip
+
+MODEL_FILE = "model.keras"
+RUN_FILE = "run.json"
+HISTORY_FILE = "history.csv"
+CURVES_FILE = "curves.png"
+FILES_FILE = "files.json"
+LOG_DIR = "logs"
+BACKUP_DIR = "backup"
+
+
+class RunError(ValueError):
+    """A run directory is missing, incomplete, or not usable for this request."""
+
+
+def write_json(path: str, data: Any) -> None:
+    """Write JSON to a temporary name, then rename it into place."""
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(data, f, indent=2, ensure_ascii=False)
+    os.replace(tmp, path)
+
+
+def read_json(path: str) -> Any:
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def save_model_atomic(model: keras.Model, path: str) -> None:
+    """Save a .keras file under a temporary name, then rename: never a half-written model."""
+    tmp = path[: -len(".keras")] + ".tmp.keras"
+    model.save(tmp)
+    os.replace(tmp, path)
+
+
+def read_history(path: str, rows: int | None = None) -> dict[str, list[float]]:
+    """history.csv -> {metric: [value per epoch]}; keep the first ``rows`` rows if given."""
+    if not os.path.isfile(path):
+        return {}
+    with open(path, newline="", encoding="utf-8") as f:
+        records = list(csv.DictReader(f))
+    if rows is not None:
+        records = records[:rows]
+    out: dict[str, list[float]] = {}
+    for record in records:
+        for key, value in record.items():
+            if key != "epoch" and value not in (None, ""):
+                out.setdefault(key, []).append(float(value))
+    return out
+
+
+def truncate_history(path: str, rows: int) -> None:
+    """Keep the header and the first ``rows`` epochs of history.csv (atomically)."""
+    if not os.path.isfile(path):
+        return
+    with open(path, newline="", encoding="utf-8") as f:
+        lines = f.readlines()
+    tmp = path + ".tmp"
+    with open(tmp, "w", newline="", encoding="utf-8") as f:
+        f.writelines(lines[: rows + 1])
+    os.replace(tmp, path)
+
+
+# --- loading --------------------------------------------------------------------------------
+
+
+@dataclass
+class Run:
+    """A loaded run directory: the model and what it was trained with."""
+
+    path: str
+    model: keras.Model
+    meta: dict[str, Any]
+
+    @property
+    def class_names(self) -> list[str]:
+        return list(self.meta["class_names"])
+
+    @property
+    def image_size(self) -> tuple[int, int]:
+        h, w, _ = self.meta["model_config"]["input_shape"]
+        return (h, w)
+
+    @property
+    def channels(self) -> int:
+        return int(self.meta["model_config"]["input_shape"][2])
+
+    @property
+    def num_outputs(self) -> int:
+        return int(self.meta["model_config"]["num_classes"])
+
+
+def load_model_file(path: str) -> keras.Model:
+    """``keras.models.load_model`` with Keras's safe mode on, and one clear error.
+
+    Safe mode refuses ``Lambda`` layers and other arbitrary code; there is deliberately no
+    way to turn it off from simplecnn.
+    """
+    try:
+        with open(path, "rb") as f:
+            magic = f.read(4)
+    except OSError as exc:
+        raise RunError(f"{path}: cannot read the model file ({exc.strerror})") from None
+    if magic != b"PK\x03\x04":
+        raise RunError(f"{path}: not a Keras model file (.keras files are zip archives)")
+    try:
+        return keras.models.load_model(path, safe_mode=True)
+    except Exception as exc:  # Keras raises many types for a bad or hostile file
+        text = " ".join(str(exc).split())
+        if "Lambda" in text or "safe_mode" in text:
+            raise RunError(
+                f"{path}: refused: the model contains a Lambda layer or other arbitrary code, "
+                "which Keras's safe mode does not load"
+            ) from None
+        raise RunError(f"{path}: corrupt or incomplete Keras model file ({text[:200]})") from None
+
+
+def load_run(run_dir: str | os.PathLike) -> Run:
+    """Load a run directory's model and metadata, and check that they agree.
+
+    Raises:
+        RunError: the folder is not a finished run directory, its model cannot be loaded, or
+            the model does not take the run's input shape or give its number of classes.
+    """
+    run_dir = str(run_dir)
+    meta_path = os.path.join(run_dir, RUN_FILE)
+    model_path = os.path.join(run_dir, MODEL_FILE)
+    if not os.path.isdir(run_dir):
+        raise RunError(f"{run_dir}: no such run directory; pass the --out folder of a train run")
+    if not os.path.isfile(meta_path) or not os.path.isfile(model_path):
+        raise RunError(
+            f"{run_dir}: not a run directory (needs {RUN_FILE} and {MODEL_FILE}); pass the "
+            "--out folder of a finished `simplecnn train`"
+        )
+    try:
+        with open(meta_path, encoding="utf-8") as f:
+            meta = json.load(f)
+        config = ModelConfig.from_dict(meta["model_config"])
+        names = list(meta["class_names"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise RunError(f"{meta_path}: unreadable run description ({exc})") from None
+    model = load_model_file(model_path)
+    expected_out = 1 if len(names) == 2 else len(names)
+    try:
+        out_shape = tuple(model.compute_output_shape((None, *config.input_shape)))
+    except Exception:
+        raise RunError(
+            f"{model_path}: the model does not take the run's input shape {config.input_shape}"
+        ) from None
+    in_shape = getattr(model, "input_shape", None)
+    if in_shape is not None and tuple(in_shape[1:]) != tuple(config.input_shape):
+        raise RunError(
+            f"{model_path}: the model takes images of shape {tuple(in_shape[1:])} but the run "
+            f"was trained at {tuple(config.input_shape)}; the model file does not belong to this run"
+        )
+    if out_shape[-1] != expected_out:
+        raise RunError(
+            f"{model_path}: the model has {out_shape[-1]} outputs but the run has "
+            f"{len(names)} classes {names}; the model file does not belong to this run"
+        )
+    return Run(run_dir, model, meta)
+
+
+# --- backups (resume after a kill) ----------------------------------------------------------
+
+_BACKUP_RE = re.compile(r"^epoch-(\d{4,})$")
+
+
+@dataclass
+class Backup:
+    """The state of a run after ``epochs_done`` finished epochs."""
+
+    path: str
+    epochs_done: int
+    state: dict[str, Any]
+
+
+def _seed_states(model: keras.Model) -> dict[str, list[int]]:
+    return {
+        layer.name: [int(v) for v in keras.ops.convert_to_numpy(layer.seed_generator.state.value)]
+        for layer in leaf_layers(model)
+        if getattr(layer, "seed_generator", None) is not None
+    }
+
+
+def restore_seed_states(model: keras.Model, states: dict[str, list[int]]) -> None:
+    """Give dropout layers back the random-generator state they had at the backup."""
+    for layer in leaf_layers(model):
+        gen = getattr(layer, "seed_generator", None)
+        if gen is not None and layer.name in states:
+            gen.state.assign(np.asarray(states[layer.name], dtype=gen.state.dtype))
+
+
+def save_backup(run_dir: str, model: keras.Model, epochs_done: int, state: dict[str, Any]) -> None:
+    """Write ``backup/epoch-NNNN/`` (model with optimizer, state.json) atomically; drop older ones.
+
+    The folder is filled under a temporary name and renamed, so a kill leaves the previous
+    backup or this one, complete.
+    """
+    root = os.path.join(run_dir, BACKUP_DIR)
+    os.makedirs(root, exist_ok=True)
+    final = os.path.join(root, f"epoch-{epochs_done:04d}")
+    tmp = os.path.join(root, f".tmp-epoch-{epochs_done:04d}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    os.makedirs(tmp)
+    model.save(os.path.join(tmp, MODEL_FILE))
+    write_json(os.path.join(tmp, "state.json"), {**state, "seed_states": _seed_states(model)})
+    shutil.rmtree(final, ignore_errors=True)
+    os.rename(tmp, final)
+    for name in os.listdir(root):
+        if name != os.path.basename(final):
+            shutil.rmtree(os.path.join(root, name), ignore_errors=True)
+
+
+def latest_backup(run_dir: str) -> Backup | None:
+    """The newest complete backup of ``run_dir``, or None."""
+    root = os.path.join(run_dir, BACKUP_DIR)
+    if not os.path.isdir(root):
+        return None
+    found = sorted(
+        (int(m.group(1)), name)
+        for name in os.listdir(root)
+        if (m := _BACKUP_RE.match(name))
+    )
+    for epochs_done, name in reversed(found):
+        path = os.path.join(root, name)
+        try:
+            with open(os.path.join(path, "state.json"), encoding="utf-8") as f:
+                state = json.load(f)
+        except (OSError, ValueError):
+            continue
+        if os.path.isfile(os.path.join(path, MODEL_FILE)):
+            return Backup(path, epochs_done, state)
+    return None
