@@ -13,14 +13,12 @@ import subprocess
 import sys
 from typing import Any, Callable
 
+from simplecnn.errors import TrainingError, UsageError
+
 __all__ = ["main", "UsageError"]
 
 BACKENDS = ("tensorflow", "jax", "torch")
 STYLE_NAMES = ("sequential", "functional", "subclassing")
-
-
-class UsageError(ValueError):
-    """A problem with what the user asked for: reported in one line, exit code 2."""
 
 
 def _positive_int(text: str) -> int:
@@ -194,9 +192,12 @@ def cmd_train(args: argparse.Namespace) -> int:
         patience=args.patience, cache=args.cache,
     )  # fmt: skip
     out = args.out or _default_run_dir(args.style)
-    result = train(args.data_dir, out, config, overwrite=args.overwrite,
+    result = train(args.data_dir, out, config, overwrite=args.overwrite, resume=args.resume,
                    verbose=2 if args.quiet_progress else "auto")  # fmt: skip
     _print_skipped(result.skipped, f"recorded in {os.path.join(out, 'files.json')}")
+    if result.stopped == "nan":
+        print(f"simplecnn train: error: {result.message}", file=sys.stderr)
+        return 1
     best = ", ".join(f"{k} {v:.4f}" for k, v in sorted(result.best.items()))
     print(f"trained {args.style} on {len(result.class_names)} classes {result.class_names} "
           f"in {result.seconds:.1f} s; best epoch {result.best_epoch}: {best}")  # fmt: skip
@@ -318,8 +319,15 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
     )  # fmt: skip
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (what, and where to look) and exit code 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="simplecnn",
         description="The seed tutorial's CNN classifier in three Keras styles: "
         "summarize, compare, train, evaluate, predict.",
@@ -329,7 +337,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--backend", choices=BACKENDS, default=None,
         help="Keras backend (default: $KERAS_BACKEND, else tensorflow)",
     )  # fmt: skip
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    sub = parser.add_subparsers(
+        dest="command", metavar="COMMAND", required=True, parser_class=_Parser
+    )
 
     p = sub.add_parser("summary", help="Keras summaries plus FLOPs and activation memory")
     p.add_argument(
@@ -365,6 +375,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cache", action="store_true", help="keep decoded images in memory")
     p.add_argument("--out", default=None, help="run directory (default runs/DATE-STYLE)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the unfinished run in --out (the same command does this anyway)")
     p.add_argument("--quiet-progress", action="store_true", help="one line per epoch, no bar")
     p.set_defaults(func=cmd_train)
 
@@ -416,6 +428,14 @@ def _quiet_backends() -> None:
         os.close(devnull)
 
 
+def _one_line(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.strerror:
+        where = f"{exc.filename}: " if exc.filename else ""
+        return f"{where}{exc.strerror}"
+    text = " ".join(str(exc).split())
+    return text or type(exc).__name__
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``simplecnn`` command. Returns the exit code."""
     parser = build_parser()
@@ -427,12 +447,17 @@ def main(argv: list[str] | None = None) -> int:
         if not args.debug:
             _quiet_backends()
         return func(args)
-    except (ValueError, OSError) as exc:
+    except (ValueError, OSError, TrainingError) as exc:
         if args.debug:
             raise
-        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        print(f"simplecnn {args.command}: error: {message}", file=sys.stderr)
-        return 2
+        print(f"simplecnn {args.command}: error: {_one_line(exc)}", file=sys.stderr)
+        return 1 if isinstance(exc, TrainingError) else 2
+    except Exception as exc:  # a bug: still one line, the traceback with --debug
+        if args.debug:
+            raise
+        print(f"simplecnn {args.command}: internal error: {type(exc).__name__}: {_one_line(exc)} "
+              "(run again with --debug for the traceback)", file=sys.stderr)  # fmt: skip
+        return 1
     except KeyboardInterrupt:
         print(f"simplecnn {args.command}: interrupted", file=sys.stderr)
         return 130

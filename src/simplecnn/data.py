@@ -19,6 +19,8 @@ import keras
 import numpy as np
 from PIL import Image, ImageOps
 
+from simplecnn.errors import DataError
+
 __all__ = [
     "IMAGE_EXTENSIONS",
     "Skipped",
@@ -40,10 +42,6 @@ _SPLIT_VAL = ("val", "validation")
 # Images above this many pixels are refused (Pillow's decompression-bomb guard, made an error).
 MAX_PIXELS = 89_478_485
 Image.MAX_IMAGE_PIXELS = MAX_PIXELS
-
-
-class DataError(ValueError):
-    """The data folder cannot be used as given; the message says where and how to fix it."""
 
 
 @dataclass(frozen=True)
@@ -127,19 +125,43 @@ def load_image(path: str | os.PathLike, size: tuple[int, int], channels: int = 3
         raise DataError(f"{path}: not a readable image ({exc})") from None
 
 
+# How each format's file ends; a file without it was probably cut short.
+_ENDINGS = {"JPEG": b"\xff\xd9", "PNG": b"IEND", "GIF": b";"}
+
+
 def _check_header(path: str) -> str | None:
-    """None if ``path`` opens as an image Pillow can decode, else the reason it does not."""
+    """None if ``path`` is an image Pillow can decode, else the reason it is not.
+
+    Cheap for good files: the header gives format and size, and the file's last bytes show
+    whether it is complete. Only a file that looks cut short is decoded in full to decide.
+    """
     try:
-        if os.path.getsize(path) == 0:
+        size = os.path.getsize(path)
+        if size == 0:
             return "empty file (0 bytes)"
         with Image.open(path) as image:
             if image.width * image.height > MAX_PIXELS:
-                return f"image too large ({image.width}x{image.height} pixels)"
+                return (
+                    f"image too large ({image.width}x{image.height} pixels, over {MAX_PIXELS:,}: "
+                    "decompression-bomb guard)"
+                )
+            ending = _ENDINGS.get(image.format or "")
+            if ending is None:
+                return None
+            with open(path, "rb") as f:
+                f.seek(max(0, size - 1024))
+                tail = f.read()
+            if ending in tail:
+                return None
+            image.load()  # looks cut short: decode it all to be sure
             return None
     except Image.DecompressionBombError:
-        return "image too large (decompression-bomb guard)"
+        return f"image too large (over {MAX_PIXELS:,} pixels: decompression-bomb guard)"
     except (OSError, ValueError, SyntaxError, EOFError) as exc:
-        return f"not a readable image: {exc}"
+        reason = " ".join(str(exc).split())
+        if "truncated" in reason.lower():
+            return f"truncated or corrupt image ({reason})"
+        return f"not a readable image ({reason})"
 
 
 def _walk_files(folder: str) -> tuple[list[str], list[Skipped]]:

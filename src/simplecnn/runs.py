@@ -30,6 +30,7 @@ import keras
 import numpy as np
 
 from simplecnn.config import ModelConfig
+from simplecnn.errors import RunError
 from simplecnn.models import leaf_layers
 
 __all__ = [
@@ -45,10 +46,6 @@ CURVES_FILE = "curves.png"
 FILES_FILE = "files.json"
 LOG_DIR = "logs"
 BACKUP_DIR = "backup"
-
-
-class RunError(ValueError):
-    """A run directory is missing, incomplete, or not usable for this request."""
 
 
 def write_json(path: str, data: Any) -> None:
@@ -179,18 +176,20 @@ def load_run(run_dir: str | os.PathLike) -> Run:
         raise RunError(f"{meta_path}: unreadable run description ({exc})") from None
     model = load_model_file(model_path)
     expected_out = 1 if len(names) == 2 else len(names)
+    in_shape = getattr(model, "input_shape", None)  # subclassed models have none
+    if in_shape is None and isinstance(getattr(model, "config", None), ModelConfig):
+        in_shape = (None, *model.config.input_shape)
+    if in_shape is not None and tuple(in_shape[1:]) != tuple(config.input_shape):
+        raise RunError(
+            f"{model_path}: the model takes images of shape {tuple(in_shape[1:])} but the run "
+            f"was trained at {tuple(config.input_shape)}; the model file does not belong to this run"
+        )
     try:
         out_shape = tuple(model.compute_output_shape((None, *config.input_shape)))
     except Exception:
         raise RunError(
             f"{model_path}: the model does not take the run's input shape {config.input_shape}"
         ) from None
-    in_shape = getattr(model, "input_shape", None)
-    if in_shape is not None and tuple(in_shape[1:]) != tuple(config.input_shape):
-        raise RunError(
-            f"{model_path}: the model takes images of shape {tuple(in_shape[1:])} but the run "
-            f"was trained at {tuple(config.input_shape)}; the model file does not belong to this run"
-        )
     if out_shape[-1] != expected_out:
         raise RunError(
             f"{model_path}: the model has {out_shape[-1]} outputs but the run has "

@@ -15,7 +15,6 @@ import numpy as np
 from simplecnn import reports
 from simplecnn.config import ModelConfig, TrainConfig
 from simplecnn.data import (
-    DataError,
     Dataset,
     ImageBatches,
     Skipped,
@@ -24,6 +23,7 @@ from simplecnn.data import (
     list_images,
     scan_folder,
 )
+from simplecnn.errors import DataError, RunError, TrainingError
 from simplecnn.models import build_model, check_style
 from simplecnn.runs import (
     BACKUP_DIR,
@@ -35,7 +35,6 @@ from simplecnn.runs import (
     RUN_FILE,
     Backup,
     Run,
-    RunError,
     latest_backup,
     load_model_file,
     load_run,
@@ -51,10 +50,6 @@ from simplecnn.runs import (
 __all__ = ["TrainResult", "train", "evaluate", "predict", "load_run", "Run", "RunError", "TrainingError"]
 
 PIXELS = "RGB (or L), EXIF-oriented, bilinear resize of the whole image, uint8 / 255"
-
-
-class TrainingError(RuntimeError):
-    """Training could not produce a model (for example the loss was NaN from the start)."""
 
 
 @dataclass
