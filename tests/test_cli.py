@@ -12,6 +12,7 @@ from simplecnn.cli import main
 STYLE_NAMES = ("sequential", "functional", "subclassing")
 
 
+@pytest.mark.multibackend
 def test_summary_all_shows_seed_numbers_three_times(capsys):
     assert main(["summary", "--style", "all"]) == 0
     out = capsys.readouterr().out
@@ -30,6 +31,7 @@ def test_summary_with_other_shape_and_classes(capsys):
     assert "(None, 32, 32, 64)" in out and "(None, 4)" in out and "block1_conv1" in out
 
 
+@pytest.mark.multibackend
 def test_compare_json_all_ok(capsys):
     assert main(["compare", "--json", "--input-shape", "32,32,3"]) == 0
     rows = json.loads(capsys.readouterr().out)
@@ -87,6 +89,7 @@ def trained_run(tmp_path_factory):
     return data, run
 
 
+@pytest.mark.multibackend
 def test_train_evaluate_predict_commands(trained_run, capsys, tmp_path):
     data, run = trained_run
     capsys.readouterr()

@@ -191,9 +191,18 @@ def cmd_train(args: argparse.Namespace) -> int:
         augment=args.augment, class_weight=args.class_weight, learning_rate=args.learning_rate,
         patience=args.patience, cache=args.cache,
     )  # fmt: skip
+    from simplecnn import distributed
+
+    dist = distributed.from_env(args.coordinator, args.num_processes, args.process_id)
+    if dist is not None:
+        distributed.initialize(dist)
+        if args.out is None:
+            raise UsageError("a multi-process job needs --out, the same in every process")
     out = args.out or _default_run_dir(args.style)
     result = train(args.data_dir, out, config, overwrite=args.overwrite, resume=args.resume,
                    verbose=2 if args.quiet_progress else "auto")  # fmt: skip
+    if not distributed.is_chief():
+        return 0  # process 0 reports
     _print_skipped(result.skipped, f"recorded in {os.path.join(out, 'files.json')}")
     if result.stopped == "nan":
         print(f"simplecnn train: error: {result.message}", file=sys.stderr)
@@ -202,6 +211,58 @@ def cmd_train(args: argparse.Namespace) -> int:
     print(f"trained {args.style} on {len(result.class_names)} classes {result.class_names} "
           f"in {result.seconds:.1f} s; best epoch {result.best_epoch}: {best}")  # fmt: skip
     print(f"run directory: {out}")
+    return 0
+
+
+def cmd_launch(args: argparse.Namespace) -> int:
+    """Start N local processes of one multi-process job and watch them."""
+    import signal
+    import socket
+    import time
+
+    if not args.command_args or args.command_args[0] != "train":
+        raise UsageError("launch runs a train command: simplecnn launch --num-processes 2 train DATA --out RUN")
+    port = args.port
+    if port is None:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+    procs = []
+    for i in range(args.num_processes):
+        env = {
+            **os.environ,
+            "KERAS_BACKEND": "jax",
+            "SIMPLECNN_COORDINATOR": f"127.0.0.1:{port}",
+            "SIMPLECNN_NUM_PROCESSES": str(args.num_processes),
+            "SIMPLECNN_PROCESS_ID": str(i),
+        }
+        cmd = [sys.executable, "-m", "simplecnn", *(["--debug"] if args.debug else []), *args.command_args]
+        procs.append(subprocess.Popen(cmd, env=env))
+    failed = None
+    try:
+        while True:
+            codes = [p.poll() for p in procs]  # poll every process, each time
+            failed = next(((i, c) for i, c in enumerate(codes) if c not in (None, 0)), None)
+            if failed or all(c == 0 for c in codes):
+                break
+            time.sleep(0.2)
+    finally:
+        if failed or any(p.poll() is None for p in procs):
+            for p in procs:
+                if p.poll() is None:
+                    p.send_signal(signal.SIGTERM)
+            deadline = time.time() + 10
+            for p in procs:
+                try:
+                    p.wait(timeout=max(0.1, deadline - time.time()))
+                except subprocess.TimeoutExpired:
+                    p.kill()
+    if failed:
+        i, code = failed
+        print(f"simplecnn launch: error: process {i} of {args.num_processes} exited with code {code}; "
+              "stopped the others (run the same command again to resume from the last backup)",
+              file=sys.stderr)  # fmt: skip
+        return 1
     return 0
 
 
@@ -378,7 +439,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true",
                    help="continue the unfinished run in --out (the same command does this anyway)")
     p.add_argument("--quiet-progress", action="store_true", help="one line per epoch, no bar")
+    p.add_argument("--coordinator", default=None, metavar="HOST:PORT",
+                   help="multi-process job: process 0's address ($SIMPLECNN_COORDINATOR)")
+    p.add_argument("--num-processes", type=_positive_int, default=None,
+                   help="multi-process job: how many ($SIMPLECNN_NUM_PROCESSES)")
+    p.add_argument("--process-id", type=int, default=None,
+                   help="multi-process job: this one, 0..N-1 ($SIMPLECNN_PROCESS_ID)")
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("launch", help="run a train command as N local processes (JAX data parallel)")
+    p.add_argument("--num-processes", type=_positive_int, required=True)
+    p.add_argument("--port", type=int, default=None, help="coordinator port (default: a free one)")
+    p.add_argument("command_args", nargs=argparse.REMAINDER, metavar="train ...")
+    p.set_defaults(func=cmd_launch)
 
     p = sub.add_parser("evaluate", help="metrics, confusion matrix, ROC curve, most-wrong images")
     p.add_argument("run_dir")

@@ -384,6 +384,7 @@ class ImageBatches(keras.utils.PyDataset):
         seed: int = 0,
         workers: int | None = None,
         max_queue_size: int = 8,
+        shard: tuple[int, int] = (0, 1),
     ) -> None:
         if workers is None:
             workers = min(8, (os.cpu_count() or 1) * 2)
@@ -399,6 +400,13 @@ class ImageBatches(keras.utils.PyDataset):
         self.epoch = 0
         self.failed: list[Skipped] = []
         self._cache: dict[int, np.ndarray] | None = {} if cache else None
+        # (index, count): this process's slice of every global batch; the last, incomplete
+        # global batch is dropped so every process feeds the same number of images.
+        self.shard_index, self.shard_count = shard
+        if self.shard_count > 1 and batch_size % self.shard_count:
+            raise DataError(
+                f"batch size {batch_size} must be a multiple of the {self.shard_count} processes"
+            )
         self._order = self._permutation()
 
     def _permutation(self) -> np.ndarray:
@@ -407,7 +415,16 @@ class ImageBatches(keras.utils.PyDataset):
         return np.random.default_rng([self.seed, self.epoch]).permutation(len(self.items))
 
     def __len__(self) -> int:
+        if self.shard_count > 1:
+            return len(self.items) // self.batch_size
         return math.ceil(len(self.items) / self.batch_size)
+
+    def _batch_indices(self, batch: int) -> np.ndarray:
+        indices = self._order[batch * self.batch_size : (batch + 1) * self.batch_size]
+        if self.shard_count > 1:
+            local = self.batch_size // self.shard_count
+            indices = indices[self.shard_index * local : (self.shard_index + 1) * local]
+        return indices
 
     def _image(self, index: int) -> np.ndarray:
         if self._cache is not None and index in self._cache:
@@ -426,11 +443,11 @@ class ImageBatches(keras.utils.PyDataset):
 
     def images(self, batch: int) -> np.ndarray:
         """The uint8 images of batch ``batch`` (before augmentation and scaling)."""
-        indices = self._order[batch * self.batch_size : (batch + 1) * self.batch_size]
+        indices = self._batch_indices(batch)
         return np.stack([self._image(int(i)) for i in indices])
 
     def __getitem__(self, batch: int) -> tuple[np.ndarray, np.ndarray]:
-        indices = self._order[batch * self.batch_size : (batch + 1) * self.batch_size]
+        indices = self._batch_indices(batch)
         images = []
         for i in indices:
             image = self._image(int(i))

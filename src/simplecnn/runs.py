@@ -79,7 +79,7 @@ def read_history(path: str, rows: int | None = None) -> dict[str, list[float]]:
     out: dict[str, list[float]] = {}
     for record in records:
         for key, value in record.items():
-            if key != "epoch" and value not in (None, ""):
+            if key != "epoch" and value not in (None, "", "NA"):  # CSVLogger writes NA for absent keys
                 out.setdefault(key, []).append(float(value))
     return out
 

@@ -66,6 +66,7 @@ class TrainResult:
     resumed_from: int = 0  # epochs already done by an earlier, interrupted process
     stopped: str | None = None  # None (ran all epochs), "early" or "nan"
     message: str = ""
+    model: keras.Model | None = field(default=None, repr=False)  # as after the last epoch
 
 
 class _RunKeeper(keras.callbacks.Callback):
@@ -76,9 +77,13 @@ class _RunKeeper(keras.callbacks.Callback):
     loss stops training at once and nothing of that epoch is kept.
     """
 
-    def __init__(self, run_dir: str, monitor: str, patience: int, state: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self, run_dir: str, monitor: str, patience: int, state: dict[str, Any] | None = None,
+        write: bool = True,
+    ) -> None:  # fmt: skip
         super().__init__()
         state = state or {}
+        self.write = write  # False in the processes of a job other than the chief
         self.run_dir, self.monitor, self.patience = run_dir, monitor, patience
         self.best = float(state.get("best", np.inf))
         self.best_epoch = int(state.get("best_epoch", -1))
@@ -89,6 +94,17 @@ class _RunKeeper(keras.callbacks.Callback):
 
     def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
         self.epoch = epoch
+
+    def _dir(self) -> str:
+        # Saving a model is a collective operation in a multi-process job: every process
+        # saves, and those other than the chief save into a scratch folder of their own.
+        if self.write:
+            return self.run_dir
+        if not hasattr(self, "_scratch"):
+            import tempfile
+
+            self._scratch = tempfile.mkdtemp(prefix="simplecnn-worker-")
+        return self._scratch
 
     def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
         loss = (logs or {}).get("loss")
@@ -102,10 +118,10 @@ class _RunKeeper(keras.callbacks.Callback):
         value = (logs or {}).get(self.monitor)
         if value is not None and np.isfinite(float(value)) and float(value) < self.best:
             self.best, self.best_epoch, self.wait = float(value), epoch, 0
-            save_model_atomic(self.model, os.path.join(self.run_dir, MODEL_FILE))
+            save_model_atomic(self.model, os.path.join(self._dir(), MODEL_FILE))
         else:
             self.wait += 1
-        save_backup(self.run_dir, self.model, epoch + 1,
+        save_backup(self._dir(), self.model, epoch + 1,
                     {"best": self.best, "best_epoch": self.best_epoch, "wait": self.wait})  # fmt: skip
         if self.wait >= self.patience:
             self.stopped_early = True
@@ -163,6 +179,20 @@ def recompute_batchnorm(model: keras.Model, batches: ImageBatches, max_batches: 
             l.momentum = m
         for l, r in zip(drops, saved_rate):
             l.rate = r
+
+
+def _tensorboard(log_dir: str) -> list[keras.callbacks.Callback]:
+    """Keras's TensorBoard callback, which writes through TensorFlow's summary API.
+
+    On the JAX and PyTorch backends without TensorFlow installed, training goes on without
+    TensorBoard logs (the rest of the pipeline does not use TensorFlow).
+    """
+    try:
+        import tensorboard  # noqa: F401
+        import tensorflow  # noqa: F401
+    except ImportError:
+        return []
+    return [keras.callbacks.TensorBoard(log_dir, write_graph=False)]
 
 
 def _versions() -> dict[str, str]:
@@ -255,6 +285,8 @@ def train(
         DataError / RunError: before any training, for unusable data or run directories.
         TrainingError: the loss was NaN or Inf before any epoch finished.
     """
+    from simplecnn import distributed
+
     config = config or TrainConfig()
     check_style(config.style)
     data_dir, out_dir = str(data_dir), str(out_dir)
@@ -264,7 +296,16 @@ def train(
             f"--batch-size {config.batch_size} is larger than the {len(dataset.train)} training "
             f"images in {data_dir}; use a batch size of at most {len(dataset.train)}"
         )
-    backup = _prepare_run_dir(out_dir, config, data_dir, overwrite, resume)
+    # In a multi-process job each process feeds its slice of every global batch, and only
+    # process 0 (the chief) writes files.
+    dist = distributed.current()
+    chief = distributed.is_chief()
+    shard = (dist.process_id, dist.num_processes) if dist else (0, 1)
+    if chief:
+        backup = _prepare_run_dir(out_dir, config, data_dir, overwrite, resume)
+    else:
+        verbose = 0
+        backup = None if overwrite else latest_backup(out_dir)
     num_classes = len(dataset.class_names)
     model_config = ModelConfig(
         input_shape=(config.image_size, config.image_size, config.channels),
@@ -275,8 +316,8 @@ def train(
         image_size=size, channels=config.channels, batch_size=config.batch_size,
         num_classes=model_config.num_classes, cache=config.cache, seed=config.seed,
     )  # fmt: skip
-    train_data = ImageBatches(dataset.train, shuffle=True, augment=config.augment, **common)
-    val_data = ImageBatches(dataset.val, **common) if dataset.val else None
+    train_data = ImageBatches(dataset.train, shuffle=True, augment=config.augment, shard=shard, **common)
+    val_data = ImageBatches(dataset.val, shard=shard, **common) if dataset.val else None
 
     keras.utils.set_random_seed(config.seed)
     if backup is None:
@@ -297,7 +338,7 @@ def train(
             print(f"resuming {out_dir} after epoch {initial_epoch} (of {config.epochs})", flush=True)
 
     monitor = "val_loss" if val_data is not None else "loss"
-    keeper = _RunKeeper(out_dir, monitor, config.patience, backup.state if backup else None)
+    keeper = _RunKeeper(out_dir, monitor, config.patience, backup.state if backup else None, write=chief)
     # Fixed, un-augmented training images for the BatchNorm statistics (decoded once).
     order = np.random.default_rng(config.seed).permutation(len(dataset.train))
     bn_data = ImageBatches([dataset.train[i] for i in order[: 16 * config.batch_size]],
@@ -305,10 +346,12 @@ def train(
     all_callbacks = [
         PreciseBatchNormValidation(bn_data, val_data),  # first: adds val_* to the logs
         keeper,
-        keras.callbacks.CSVLogger(os.path.join(out_dir, HISTORY_FILE), append=backup is not None),
-        keras.callbacks.TensorBoard(os.path.join(out_dir, LOG_DIR), write_graph=False),
+        *([
+            keras.callbacks.CSVLogger(os.path.join(out_dir, HISTORY_FILE), append=backup is not None),
+            *_tensorboard(os.path.join(out_dir, LOG_DIR)),
+        ] if chief else []),
         *callbacks,
-    ]
+    ]  # fmt: skip
     class_weight = None
     if config.class_weight == "balanced":
         from sklearn.utils.class_weight import compute_class_weight
@@ -332,11 +375,14 @@ def train(
         "versions": _versions(),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
-    write_json(os.path.join(out_dir, RUN_FILE), {**meta, "status": "training"})
-    _write_files_record(out_dir, dataset, [])
+    if dist:
+        meta["processes"] = dist.num_processes
+    if chief:
+        write_json(os.path.join(out_dir, RUN_FILE), {**meta, "status": "training"})
+        _write_files_record(out_dir, dataset, [])
 
     start = time.perf_counter()
-    model.fit(
+    fit = model.fit(
         train_data,
         epochs=config.epochs,
         initial_epoch=initial_epoch,
@@ -345,8 +391,14 @@ def train(
         verbose=verbose,
     )
     seconds = time.perf_counter() - start
-    history = read_history(os.path.join(out_dir, HISTORY_FILE))
     failed = train_data.failed + (val_data.failed if val_data is not None else [])
+    if not chief:
+        history = {k: [float(v) for v in vals] for k, vals in fit.history.items()}
+        best_epoch = max(keeper.best_epoch, 0)
+        return TrainResult(out_dir, history, dataset.class_names, best_epoch + 1,
+                           {k: v[best_epoch] for k, v in history.items() if len(v) > best_epoch},
+                           seconds, failed, initial_epoch, model=model)  # fmt: skip
+    history = read_history(os.path.join(out_dir, HISTORY_FILE))
     _write_files_record(out_dir, dataset, failed)
     if keeper.best_epoch < 0:
         shutil.rmtree(os.path.join(out_dir, BACKUP_DIR), ignore_errors=True)
@@ -390,6 +442,7 @@ def train(
         resumed_from=initial_epoch,
         stopped=stopped,
         message=message,
+        model=model,
     )
 
 

@@ -1,0 +1,24 @@
+"""One process of a multi-process training job, for tests/test_distributed.py.
+
+usage: KERAS_BACKEND=jax python dist_worker.py DATA OUT WEIGHTS.npz N I PORT [EPOCHS]
+With N == 1 it trains in a single process (no distribution), for comparison.
+"""
+
+import sys
+
+import numpy as np
+
+from simplecnn import distributed
+from simplecnn.config import TrainConfig
+from simplecnn.models import leaf_layers
+from simplecnn.training import train
+
+data, out, weights, n, i, port = sys.argv[1:7]
+epochs = int(sys.argv[7]) if len(sys.argv) > 7 else 2
+if int(n) > 1:
+    distributed.initialize(distributed.DistConfig(f"127.0.0.1:{port}", int(n), int(i)))
+result = train(data, out, TrainConfig(image_size=32, epochs=epochs, batch_size=8,
+                                      validation_split=0.0, seed=5), verbose=0)  # fmt: skip
+arrays = {f"{l.name}/{w.name}": np.asarray(w.numpy()) for l in leaf_layers(result.model) for w in l.weights}
+np.savez(weights, **arrays)
+print("loss", result.history["loss"])
