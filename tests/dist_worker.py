@@ -17,7 +17,7 @@ data, out, weights, n, i, port = sys.argv[1:7]
 epochs = int(sys.argv[7]) if len(sys.argv) > 7 else 2
 if int(n) > 1:
     distributed.initialize(distributed.DistConfig(f"127.0.0.1:{port}", int(n), int(i)))
-result = train(data, out, TrainConfig(image_size=32, epochs=epochs, batch_size=8,
+result = train(data, out, TrainConfig(image_size=32, epochs=epochs, batch_size=8, augment=False,
                                       validation_split=0.0, seed=5), verbose=0)  # fmt: skip
 arrays = {f"{l.name}/{w.name}": np.asarray(w.numpy()) for l in leaf_layers(result.model) for w in l.weights}
 np.savez(weights, **arrays)

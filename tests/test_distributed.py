@@ -29,10 +29,35 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _worker(data, out, weights, n, i, port, epochs=2, env=ENV):
-    cmd = [sys.executable, os.path.join(HERE, "dist_worker.py"), data, str(out), str(weights),
-           str(n), str(i), str(port), str(epochs)]  # fmt: skip
-    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+class _Worker:
+    """One dist_worker.py process. Its output goes to a file: a full pipe that nobody reads
+    would block it, and the other process would then wait for it at a collective."""
+
+    def __init__(self, data, out, weights, n, i, port, epochs=2, env=ENV):
+        cmd = [sys.executable, os.path.join(HERE, "dist_worker.py"), data, str(out), str(weights),
+               str(n), str(i), str(port), str(epochs)]  # fmt: skip
+        self.log = f"{weights}.log"
+        with open(self.log, "w") as f:
+            self.proc = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, text=True, env=env)
+
+    def wait(self, timeout=300) -> str:
+        self.proc.wait(timeout=timeout)
+        with open(self.log) as f:
+            return f.read()
+
+    @property
+    def returncode(self):
+        return self.proc.returncode
+
+    def poll(self):
+        return self.proc.poll()
+
+    def kill(self):
+        self.proc.kill()
+
+
+def _worker(*args, **kwargs) -> _Worker:
+    return _Worker(*args, **kwargs)
 
 
 @pytest.fixture(scope="module")
@@ -44,18 +69,18 @@ def data(tmp_path_factory):
 def test_two_processes_end_identical_and_match_one_process(data, tmp_path):
     port = _free_port()
     procs = [_worker(data, tmp_path / "run2", tmp_path / f"w{i}.npz", 2, i, port) for i in (0, 1)]
-    outs = [p.communicate(timeout=300) for p in procs]
-    for p, (out, err) in zip(procs, outs):
-        assert p.returncode == 0, err[-3000:]
+    outs = [p.wait() for p in procs]
+    for p, out in zip(procs, outs):
+        assert p.returncode == 0, out[-3000:]
     single = _worker(data, tmp_path / "run1", tmp_path / "ws.npz", 1, 0, 0)
-    out1, err1 = single.communicate(timeout=300)
-    assert single.returncode == 0, err1[-3000:]
+    out1 = single.wait()
+    assert single.returncode == 0, out1[-3000:]
     w0, w1, ws = (np.load(tmp_path / f"{n}.npz") for n in ("w0", "w1", "ws"))
     assert set(w0) == set(ws) and len(w0) == 20  # BatchNorm statistics included
     assert max(np.abs(w0[k] - w1[k]).max() for k in w0) == 0.0  # replicas stay identical
     assert max(np.abs(w0[k] - ws[k]).max() for k in w0) <= WEIGHT_TOLERANCE
-    loss2 = json.loads(outs[0][0].split("loss", 1)[1].strip().replace("'", '"'))
-    loss1 = json.loads(out1.split("loss", 1)[1].strip().replace("'", '"'))
+    loss2 = json.loads(outs[0].split("\nloss ", 1)[1].splitlines()[0])
+    loss1 = json.loads(out1.split("\nloss ", 1)[1].splitlines()[0])
     np.testing.assert_allclose(loss2, loss1, rtol=1e-4, atol=1e-6)
     # Only process 0 wrote the run directory.
     meta = json.loads((tmp_path / "run2" / "run.json").read_text())
@@ -114,7 +139,7 @@ def test_without_the_launcher_a_dead_worker_stops_the_other_within_the_timeout(d
         time.sleep(0.1)
     procs[1].kill()
     start = time.time()
-    _, err = procs[0].communicate(timeout=90)
+    err = procs[0].wait(timeout=90)
     assert procs[0].returncode != 0 and time.time() - start < 60
     assert "another task died" in err or "heartbeat timeout" in err
 

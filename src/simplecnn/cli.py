@@ -181,16 +181,31 @@ def _default_run_dir(style: str) -> str:
     return os.path.join("runs", time.strftime("%Y%m%d-%H%M%S") + f"-{style}")
 
 
+# TrainConfig fields the train and lr-find commands take as flags (None: the recipe's value).
+_RECIPE_FLAGS = (
+    "style", "image_size", "epochs", "batch_size", "validation_split", "seed", "augment",
+    "class_weight", "optimizer", "weight_decay", "learning_rate", "schedule", "warmup_epochs",
+    "precise_bn", "patience", "cache", "time_budget",
+)  # fmt: skip
+
+
+def _train_config(args: argparse.Namespace) -> Any:
+    """TrainConfig from the recipe (--recipe) and whichever flags were given."""
+    from simplecnn.config import PLAIN_RECIPE, TrainConfig
+
+    values = dict(PLAIN_RECIPE) if getattr(args, "recipe", "default") == "plain" else {}
+    for name in _RECIPE_FLAGS:
+        value = getattr(args, name, None)
+        if value is not None:
+            values[name] = value
+    return TrainConfig(**values)
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from simplecnn.config import TrainConfig
     from simplecnn.training import train
 
-    config = TrainConfig(
-        style=args.style, image_size=args.image_size, epochs=args.epochs,
-        batch_size=args.batch_size, validation_split=args.validation_split, seed=args.seed,
-        augment=args.augment, class_weight=args.class_weight, learning_rate=args.learning_rate,
-        patience=args.patience, cache=args.cache,
-    )  # fmt: skip
+    config = _train_config(args)
     from simplecnn import distributed
 
     dist = distributed.from_env(args.coordinator, args.num_processes, args.process_id)
@@ -198,7 +213,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         distributed.initialize(dist)
         if args.out is None:
             raise UsageError("a multi-process job needs --out, the same in every process")
-    out = args.out or _default_run_dir(args.style)
+    out = args.out or _default_run_dir(config.style)
     result = train(args.data_dir, out, config, overwrite=args.overwrite, resume=args.resume,
                    verbose=2 if args.quiet_progress else "auto")  # fmt: skip
     if not distributed.is_chief():
@@ -208,9 +223,22 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(f"simplecnn train: error: {result.message}", file=sys.stderr)
         return 1
     best = ", ".join(f"{k} {v:.4f}" for k, v in sorted(result.best.items()))
-    print(f"trained {args.style} on {len(result.class_names)} classes {result.class_names} "
+    print(f"trained {config.style} on {len(result.class_names)} classes {result.class_names} "
           f"in {result.seconds:.1f} s; best epoch {result.best_epoch}: {best}")  # fmt: skip
     print(f"run directory: {out}")
+    return 0
+
+
+def cmd_lr_find(args: argparse.Namespace) -> int:
+    from simplecnn.lr_find import lr_find
+
+    png = args.out or "lr_find.png"
+    result = lr_find(args.data_dir, _train_config(args), start_lr=args.start_lr,
+                     end_lr=args.end_lr, steps=args.steps, png=png)  # fmt: skip
+    print(f"tried {len(result['lrs'])} learning rates from {result['lrs'][0]:.2g} to "
+          f"{result['lrs'][-1]:.2g}; lowest loss at {result['min_loss_lr']:.2g}, steepest fall "
+          f"at {result['steepest']:.2g}")  # fmt: skip
+    print(f"suggested: --learning-rate {result['suggested']:.2g}   (plot: {result['png']})")
     return 0
 
 
@@ -387,6 +415,36 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
 
 
+def _add_recipe_args(p: argparse.ArgumentParser) -> None:
+    """DATA_DIR and the recipe flags shared by train and lr-find (defaults: TrainConfig's)."""
+    p.add_argument("data_dir", help="one sub-folder per class, or train/ and val/ folders of that form")
+    p.add_argument("--recipe", choices=["default", "plain"], default="default",
+                   help="plain: the seed tutorial's (Adam, constant lr, batch 32, no augmentation, "
+                   "no BatchNorm recompute), for comparison")
+    p.add_argument("--style", choices=STYLE_NAMES, help="default functional")
+    p.add_argument("--image-size", type=_positive_int, help="side in pixels (default 256)")
+    p.add_argument("--epochs", type=_positive_int, help="at most this many (default 20)")
+    p.add_argument("--batch-size", type=_positive_int, help="default 16")
+    p.add_argument("--validation-split", type=float,
+                   help="held-out fraction when there is no val/ folder (default 0.2; 0: none)")
+    p.add_argument("--seed", type=int, help="default 0")
+    p.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None,
+                   help="random flip, rotation and zoom (default: on below 10,000 training images)")
+    p.add_argument("--class-weight", choices=["balanced"], default=None)
+    p.add_argument("--optimizer", choices=["adam", "adamw"], help="default adam")
+    p.add_argument("--weight-decay", type=float, help="AdamW's (default 0.004)")
+    p.add_argument("--learning-rate", type=float, help="peak learning rate (default 1e-3)")
+    p.add_argument("--schedule", choices=["cosine", "constant"],
+                   help="cosine: warm-up then cosine decay (default)")
+    p.add_argument("--warmup-epochs", type=int, help="default 1")
+    p.add_argument("--precise-bn", action=argparse.BooleanOptionalAction, default=None,
+                   help="recompute BatchNorm statistics before each validation (default on)")
+    p.add_argument("--patience", type=_positive_int, help="early-stopping patience (default 5)")
+    p.add_argument("--cache", action="store_true", default=None, help="keep decoded images in memory")
+    p.add_argument("--time-budget", type=float, metavar="SECONDS",
+                   help="stop before an epoch that would run past this much training time")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="simplecnn",
@@ -421,19 +479,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_compare)
 
     p = sub.add_parser("train", help="train on a folder of images; writes a run directory")
-    p.add_argument("data_dir", help="one sub-folder per class, or train/ and val/ folders of that form")
-    p.add_argument("--style", default="functional", choices=STYLE_NAMES)
-    p.add_argument("--image-size", type=_positive_int, default=256, help="side in pixels (default 256)")
-    p.add_argument("--epochs", type=_positive_int, default=20, help="at most this many (default 20)")
-    p.add_argument("--batch-size", type=_positive_int, default=16)
-    p.add_argument("--validation-split", type=float, default=0.2,
-                   help="held-out fraction when there is no val/ folder (default 0.2; 0: none)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--augment", action="store_true", help="random flip, rotation and zoom")
-    p.add_argument("--class-weight", choices=["balanced"], default=None)
-    p.add_argument("--learning-rate", type=float, default=1e-3)
-    p.add_argument("--patience", type=_positive_int, default=5, help="early-stopping patience")
-    p.add_argument("--cache", action="store_true", help="keep decoded images in memory")
+    _add_recipe_args(p)
     p.add_argument("--out", default=None, help="run directory (default runs/DATE-STYLE)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
     p.add_argument("--resume", action="store_true",
@@ -446,6 +492,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--process-id", type=int, default=None,
                    help="multi-process job: this one, 0..N-1 ($SIMPLECNN_PROCESS_ID)")
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("lr-find", help="loss against a growing learning rate; suggests one")
+    _add_recipe_args(p)
+    p.add_argument("--steps", type=_positive_int, default=100)
+    p.add_argument("--start-lr", type=float, default=1e-7)
+    p.add_argument("--end-lr", type=float, default=10.0)
+    p.add_argument("--out", default=None, help="the PNG to write (default lr_find.png)")
+    p.set_defaults(func=cmd_lr_find)
 
     p = sub.add_parser("launch", help="run a train command as N local processes (JAX data parallel)")
     p.add_argument("--num-processes", type=_positive_int, required=True)

@@ -6,7 +6,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["ModelConfig", "TrainConfig"]
+__all__ = ["ModelConfig", "TrainConfig", "PLAIN_RECIPE", "AUGMENT_BELOW"]
 
 
 def _is_int(value: Any) -> bool:
@@ -130,6 +130,17 @@ class ModelConfig:
         return dataclasses.replace(self, **changes)
 
 
+# Folders with fewer training images than this are augmented by default.
+AUGMENT_BELOW = 10_000
+
+# The seed tutorial's plain recipe, for comparisons: Keras defaults (Adam 1e-3, constant),
+# no augmentation, batch 32, BatchNorm's own moving averages, no early stopping to speak of.
+PLAIN_RECIPE = dict(
+    augment=False, optimizer="adam", learning_rate=1e-3, schedule="constant", precise_bn=False,
+    batch_size=32, patience=10_000,
+)  # fmt: skip
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """How ``simplecnn train`` trains: the recipe and the data handling."""
@@ -148,15 +159,29 @@ class TrainConfig:
     # Seeds weights, dropout, the validation split, shuffling and augmentation.
     seed: int = 0
     # Random flip, +-10 degree rotation and 0.9-1.1 zoom of training images.
-    augment: bool = False
+    # None (default): on when the training set has fewer than AUGMENT_BELOW images.
+    augment: bool | None = None
     # None, or "balanced": weight classes inversely to their frequency.
     class_weight: str | None = None
-    # Peak learning rate of Adam; cosine decay to 1% of it over the planned epochs.
+    # "adam" (Keras's default) or "adamw" (Adam with decoupled weight decay).
+    optimizer: str = "adam"
+    # Weight decay of AdamW (ignored by Adam).
+    weight_decay: float = 0.004
+    # Peak learning rate.
     learning_rate: float = 1e-3
+    # "cosine": linear warm-up, then cosine decay to 1% over the planned epochs; "constant".
+    schedule: str = "cosine"
+    # Epochs of linear learning-rate warm-up (cosine schedule only).
+    warmup_epochs: int = 1
+    # Recompute BatchNorm statistics on training images before each validation ("precise BN").
+    precise_bn: bool = True
     # Early stopping: epochs without a better validation loss before stopping.
     patience: int = 5
     # Keep decoded images in memory after the first epoch.
     cache: bool = False
+    # Stop at the end of the epoch after which another epoch would pass this many seconds of
+    # training (None: no limit).
+    time_budget: float | None = None
 
     def __post_init__(self) -> None:
         for name in ("image_size", "epochs", "batch_size", "patience"):
@@ -185,6 +210,26 @@ class TrainConfig:
             )
         if not _is_int(self.seed):
             raise ValueError(f"seed must be an integer. Received: seed={self.seed!r}")
+        choices = {"optimizer": ("adam", "adamw"), "schedule": ("cosine", "constant")}
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise ValueError(
+                    f"{name} must be one of {allowed}. Received: {name}={getattr(self, name)!r}"
+                )
+        if not (_is_int(self.warmup_epochs) and self.warmup_epochs >= 0):
+            raise ValueError(
+                f"warmup_epochs must be an integer >= 0. Received: {self.warmup_epochs!r}"
+            )
+        if not (isinstance(self.weight_decay, (int, float)) and self.weight_decay >= 0):
+            raise ValueError(f"weight_decay must be >= 0. Received: {self.weight_decay!r}")
+        if self.time_budget is not None and not (
+            isinstance(self.time_budget, (int, float)) and self.time_budget > 0
+        ):
+            raise ValueError(f"time_budget must be positive seconds. Received: {self.time_budget!r}")
+
+    def augment_for(self, n_train: int) -> bool:
+        """Whether to augment a training set of ``n_train`` images."""
+        return n_train < AUGMENT_BELOW if self.augment is None else bool(self.augment)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

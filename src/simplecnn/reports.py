@@ -159,3 +159,18 @@ def plot_grid(images: Sequence[np.ndarray], titles: Sequence[str], path: str, co
         ax.imshow(image.squeeze(), cmap="gray" if image.shape[-1] == 1 else None)
         ax.set_title(title, fontsize=8)
     return _save(fig, path)
+
+
+def plot_lr_find(lrs: np.ndarray, losses: np.ndarray, suggested: float, path: str) -> str:
+    """Loss against learning rate (log scale), the suggestion marked, as a PNG."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot(lrs, losses)
+    ax.set_xscale("log")
+    ax.axvline(suggested, color="red", ls="--", label=f"suggested {suggested:.2g}")
+    ax.set_xlabel("learning rate")
+    ax.set_ylabel("loss (smoothed)")
+    ax.set_title("lr-find")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    return _save(fig, path)

@@ -142,12 +142,15 @@ class PreciseBatchNormValidation(keras.callbacks.Callback):
     it runs where Keras has synchronized the model's variables.
     """
 
-    def __init__(self, bn_batches: ImageBatches, val_batches: ImageBatches | None) -> None:
+    def __init__(
+        self, bn_batches: ImageBatches, val_batches: ImageBatches | None, recompute: bool = True
+    ) -> None:
         super().__init__()
-        self.bn_batches, self.val_batches = bn_batches, val_batches
+        self.bn_batches, self.val_batches, self.recompute = bn_batches, val_batches, recompute
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        recompute_batchnorm(self.model, self.bn_batches)
+        if self.recompute:
+            recompute_batchnorm(self.model, self.bn_batches)
         if self.val_batches is None or logs is None:
             return
         results = self.model.evaluate(self.val_batches, verbose=0, return_dict=True)
@@ -179,6 +182,43 @@ def recompute_batchnorm(model: keras.Model, batches: ImageBatches, max_batches: 
             l.momentum = m
         for l, r in zip(drops, saved_rate):
             l.rate = r
+
+
+def make_optimizer(config: TrainConfig, steps_per_epoch: int) -> keras.optimizers.Optimizer:
+    """The recipe's optimizer: Adam or AdamW, constant or warm-up + cosine learning rate."""
+    lr: Any = config.learning_rate
+    if config.schedule == "cosine":
+        total = max(1, steps_per_epoch * config.epochs)
+        warmup = min(steps_per_epoch * config.warmup_epochs, total // 2)
+        lr = keras.optimizers.schedules.CosineDecay(
+            initial_learning_rate=config.learning_rate * (0.01 if warmup else 1.0),
+            decay_steps=max(1, total - warmup),
+            alpha=0.01,
+            warmup_target=config.learning_rate if warmup else None,
+            warmup_steps=warmup,
+        )
+    if config.optimizer == "adamw":
+        return keras.optimizers.AdamW(lr, weight_decay=config.weight_decay)
+    return keras.optimizers.Adam(lr)
+
+
+class _TimeBudget(keras.callbacks.Callback):
+    """Stop when another epoch like the last one would run past ``seconds`` of training."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__()
+        self.seconds = seconds
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        self.start = time.perf_counter()
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self.epoch_start = time.perf_counter()
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        now = time.perf_counter()
+        if now - self.start + (now - self.epoch_start) > self.seconds:
+            self.model.stop_training = True
 
 
 def _tensorboard(log_dir: str) -> list[keras.callbacks.Callback]:
@@ -316,23 +356,24 @@ def train(
         image_size=size, channels=config.channels, batch_size=config.batch_size,
         num_classes=model_config.num_classes, cache=config.cache, seed=config.seed,
     )  # fmt: skip
-    train_data = ImageBatches(dataset.train, shuffle=True, augment=config.augment, shard=shard, **common)
+    augment = config.augment_for(len(dataset.train))
+    train_data = ImageBatches(dataset.train, shuffle=True, augment=augment, shard=shard, **common)
     val_data = ImageBatches(dataset.val, shard=shard, **common) if dataset.val else None
 
     keras.utils.set_random_seed(config.seed)
     if backup is None:
         initial_epoch = 0
         model = build_model(config.style, model_config)
-        steps = len(train_data) * config.epochs
-        schedule = keras.optimizers.schedules.CosineDecay(config.learning_rate, steps, alpha=0.01)
         loss = "binary_crossentropy" if model_config.num_classes == 1 else "sparse_categorical_crossentropy"
-        model.compile(optimizer=keras.optimizers.Adam(schedule), loss=loss, metrics=["accuracy"])
+        optimizer = make_optimizer(config, len(train_data))
+        model.compile(optimizer=optimizer, loss=loss, metrics=["accuracy"])
     else:
         # The backup holds the compiled model with its optimizer state (and the schedule's step).
         initial_epoch = backup.epochs_done
         model = load_model_file(os.path.join(backup.path, MODEL_FILE))
         restore_seed_states(model, backup.state.get("seed_states", {}))
-        truncate_history(os.path.join(out_dir, HISTORY_FILE), initial_epoch)
+        if chief:
+            truncate_history(os.path.join(out_dir, HISTORY_FILE), initial_epoch)
         train_data.set_epoch(initial_epoch)  # the shuffling an uninterrupted run would use
         if verbose:
             print(f"resuming {out_dir} after epoch {initial_epoch} (of {config.epochs})", flush=True)
@@ -344,12 +385,13 @@ def train(
     bn_data = ImageBatches([dataset.train[i] for i in order[: 16 * config.batch_size]],
                            **{**common, "cache": True})  # fmt: skip
     all_callbacks = [
-        PreciseBatchNormValidation(bn_data, val_data),  # first: adds val_* to the logs
+        PreciseBatchNormValidation(bn_data, val_data, config.precise_bn),  # first: adds val_*
         keeper,
         *([
             keras.callbacks.CSVLogger(os.path.join(out_dir, HISTORY_FILE), append=backup is not None),
             *_tensorboard(os.path.join(out_dir, LOG_DIR)),
         ] if chief else []),
+        *([_TimeBudget(config.time_budget)] if config.time_budget else []),
         *callbacks,
     ]  # fmt: skip
     class_weight = None
@@ -375,6 +417,7 @@ def train(
         "versions": _versions(),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
+    meta["augment"] = augment
     if dist:
         meta["processes"] = dist.num_processes
     if chief:
