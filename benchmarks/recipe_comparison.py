@@ -16,6 +16,7 @@ import json
 import os
 import platform
 import sys
+import tempfile
 import time
 
 import keras
@@ -35,13 +36,14 @@ class _Clock(keras.callbacks.Callback):
 
 def summarize(acc: list[float]) -> dict:
     best = max(acc)
-    swings = np.abs(np.diff(acc[4:])) if len(acc) > 5 else np.array([0.0])
+    # Swings between consecutive epochs from epoch 6 on ("after the first five epochs").
+    swings = np.abs(np.diff(acc[5:])) if len(acc) > 6 else np.array([0.0])
     return {
         "best_val_accuracy": best,
         "best_epoch": int(np.argmax(acc)) + 1,
         "final_val_accuracy": acc[-1],
         "final_minus_best": acc[-1] - best,
-        "max_swing_after_epoch_5": float(swings.max()) if len(swings) else 0.0,
+        "max_swing_after_epoch_5": float(swings.max()),
         "epochs": len(acc),
     }
 
@@ -66,8 +68,8 @@ def main() -> int:
     rows, summary = [], {}
     for name, config in recipes.items():
         clock = _Clock()
-        run_dir = os.path.join(args.out, "run-" + name.split()[0])
-        result = train(args.data_dir, run_dir, config, overwrite=True, verbose=2, callbacks=[clock])
+        with tempfile.TemporaryDirectory() as tmp:  # the run directories are not kept
+            result = train(args.data_dir, os.path.join(tmp, "run"), config, verbose=2, callbacks=[clock])
         acc, loss = result.history["val_accuracy"], result.history["val_loss"]
         for i, (a, l, t) in enumerate(zip(acc, loss, clock.times), 1):
             rows.append([name, i, round(t, 1), a, l])

@@ -94,6 +94,43 @@ def _installed_backends() -> list[str]:
     return [b for b in BACKENDS if importlib.util.find_spec(modules[b]) is not None]
 
 
+def _backend_list(text: str, current: str) -> list[str]:
+    """--backends: "current", "all" / "installed", or a comma list of backend names."""
+    if text == "current":
+        return [current]
+    if text in ("all", "installed"):
+        return _installed_backends()
+    backends = [b.strip() for b in text.split(",") if b.strip()]
+    unknown = [b for b in backends if b not in BACKENDS]
+    if unknown or not backends:
+        raise UsageError(
+            f"Unknown backend(s) {unknown or [text]} in --backends. Allowed: "
+            f"{', '.join(BACKENDS)}, all (or installed), current"
+        )
+    missing = [b for b in backends if b not in _installed_backends()]
+    if missing:
+        raise UsageError(
+            f"backend(s) {missing} not installed; install the extra, e.g. pip install "
+            f"'simplecnn[{missing[0]}]'"
+        )
+    return backends
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from simplecnn.bench import format_table, run_bench
+
+    styles = list(STYLE_NAMES) if args.styles == "all" else [s.strip() for s in args.styles.split(",")]
+    for style in styles:
+        if style not in STYLE_NAMES:
+            raise UsageError(f"Unknown style {style!r} in --styles. Allowed: all, {', '.join(STYLE_NAMES)}")
+    backends = _backend_list(args.backends, os.environ.get("KERAS_BACKEND", "tensorflow"))
+    report = run_bench(styles, backends, image_size=args.image_size, batch_size=args.batch_size,
+                       steps=args.steps, rounds=args.rounds,
+                       progress=lambda m: print(m, file=sys.stderr, flush=True))  # fmt: skip
+    print(json.dumps(report, indent=2) if args.json else format_table(report))
+    return 0
+
+
 def _format_compare(rows: list[dict]) -> str:
     header = (
         "style", "backend", "total", "trainable", "non-train", "output",
@@ -132,18 +169,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from simplecnn.equivalence import TOLERANCE
 
     current = os.environ.get("KERAS_BACKEND", "tensorflow")
-    if args.backends == "current":
-        backends = [current]
-    elif args.backends == "all":
-        backends = _installed_backends()
-    else:
-        backends = [b.strip() for b in args.backends.split(",") if b.strip()]
-        unknown = [b for b in backends if b not in BACKENDS]
-        if unknown:
-            raise UsageError(
-                f"Unknown backend(s) {unknown} in --backends. Allowed: {', '.join(BACKENDS)}, "
-                "all, current"
-            )
+    backends = _backend_list(args.backends, current)
     rows: list[dict] = []
     for backend in backends:
         if backend == current:
@@ -185,7 +211,7 @@ def _default_run_dir(style: str) -> str:
 _RECIPE_FLAGS = (
     "style", "image_size", "epochs", "batch_size", "validation_split", "seed", "augment",
     "class_weight", "optimizer", "weight_decay", "learning_rate", "schedule", "warmup_epochs",
-    "precise_bn", "patience", "cache", "time_budget",
+    "precise_bn", "ema_epochs", "patience", "cache", "time_budget",
 )  # fmt: skip
 
 
@@ -297,7 +323,7 @@ def cmd_launch(args: argparse.Namespace) -> int:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from simplecnn.training import evaluate
 
-    m = evaluate(args.run_dir, args.data_dir, out_dir=args.out, threshold=args.threshold)
+    m = evaluate(args.run_dir, args.data_dir, out_dir=args.out, threshold=args.threshold, tta=args.tta)
     if args.json:
         print(json.dumps({k: v for k, v in m.items()}, indent=2))
         return 0
@@ -322,7 +348,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
     from simplecnn.training import predict
 
-    rows, skipped = predict(args.run_dir, args.paths, threshold=args.threshold)
+    rows, skipped = predict(args.run_dir, args.paths, threshold=args.threshold, tta=args.tta)
     if args.format == "json":
         text = json.dumps(rows, indent=2, ensure_ascii=False) + "\n"
     else:
@@ -439,7 +465,10 @@ def _add_recipe_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--warmup-epochs", type=int, help="default 1")
     p.add_argument("--precise-bn", action=argparse.BooleanOptionalAction, default=None,
                    help="recompute BatchNorm statistics before each validation (default on)")
-    p.add_argument("--patience", type=_positive_int, help="early-stopping patience (default 5)")
+    p.add_argument("--ema-epochs", type=float, metavar="N",
+                   help="validate and keep a moving average of the weights over about N epochs "
+                   "(0: raw weights)")
+    p.add_argument("--patience", type=_positive_int, help="stop after N epochs without a better validation loss (default: off)")
     p.add_argument("--cache", action="store_true", default=None, help="keep decoded images in memory")
     p.add_argument("--time-budget", type=float, metavar="SECONDS",
                    help="stop before an epoch that would run past this much training time")
@@ -493,6 +522,18 @@ def build_parser() -> argparse.ArgumentParser:
                    help="multi-process job: this one, 0..N-1 ($SIMPLECNN_PROCESS_ID)")
     p.set_defaults(func=cmd_train)
 
+    p = sub.add_parser("bench", help="train and predict img/s per style and backend vs the roofline")
+    p.add_argument("--styles", default="all", help="all (default) or a comma list")
+    p.add_argument("--backends", default="installed", metavar="LIST",
+                   help="installed (default), current, or a comma list")
+    p.add_argument("--image-size", type=_positive_int, default=256)
+    p.add_argument("--batch-size", type=_positive_int, default=16)
+    p.add_argument("--steps", type=_positive_int, default=4, help="training steps per timing")
+    p.add_argument("--rounds", type=_positive_int, default=2,
+                   help="timings per configuration, interleaved; the median is reported")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.set_defaults(func=cmd_bench)
+
     p = sub.add_parser("lr-find", help="loss against a growing learning rate; suggests one")
     _add_recipe_args(p)
     p.add_argument("--steps", type=_positive_int, default=100)
@@ -513,6 +554,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, help="where to write (default RUN_DIR/evaluation)")
     p.add_argument("--threshold", type=float, default=0.5, help="decision threshold (binary runs)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.add_argument("--tta", action="store_true",
+                   help="test-time augmentation: average over each image and its mirror image")
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("predict", help="classify images: one CSV row per image")
@@ -521,6 +564,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=["csv", "json"], default="csv")
     p.add_argument("--output", default=None, help="write to this file instead of stdout")
     p.add_argument("--threshold", type=float, default=0.5, help="decision threshold (binary runs)")
+    p.add_argument("--tta", action="store_true",
+                   help="test-time augmentation: average over each image and its mirror image")
     p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("demo", help="the three styles, their proof, and a real training run")

@@ -137,7 +137,7 @@ AUGMENT_BELOW = 10_000
 # no augmentation, batch 32, BatchNorm's own moving averages, no early stopping to speak of.
 PLAIN_RECIPE = dict(
     augment=False, optimizer="adam", learning_rate=1e-3, schedule="constant", precise_bn=False,
-    batch_size=32, patience=10_000,
+    batch_size=32, patience=10_000, ema_epochs=0.0,
 )  # fmt: skip
 
 
@@ -175,8 +175,13 @@ class TrainConfig:
     warmup_epochs: int = 1
     # Recompute BatchNorm statistics on training images before each validation ("precise BN").
     precise_bn: bool = True
-    # Early stopping: epochs without a better validation loss before stopping.
-    patience: int = 5
+    # Validate, keep and return an exponential moving average of the weights that spans about
+    # this many epochs (0: the raw weights). Training itself runs on the raw weights.
+    ema_epochs: float = 5.0
+    # Early stopping: epochs without a better validation loss before stopping (None: off; the
+    # default, since the cosine schedule sets the length, and validation loss on a small folder
+    # stays flat and noisy for many epochs while accuracy still improves).
+    patience: int | None = None
     # Keep decoded images in memory after the first epoch.
     cache: bool = False
     # Stop at the end of the epoch after which another epoch would pass this many seconds of
@@ -186,6 +191,8 @@ class TrainConfig:
     def __post_init__(self) -> None:
         for name in ("image_size", "epochs", "batch_size", "patience"):
             value = getattr(self, name)
+            if name == "patience" and value is None:
+                continue
             if not (_is_int(value) and value > 0):
                 raise ValueError(f"{name} must be a positive integer. Received: {name}={value!r}")
         if self.image_size < 4:
@@ -220,6 +227,9 @@ class TrainConfig:
             raise ValueError(
                 f"warmup_epochs must be an integer >= 0. Received: {self.warmup_epochs!r}"
             )
+        if not (isinstance(self.ema_epochs, (int, float)) and not isinstance(self.ema_epochs, bool)
+                and self.ema_epochs >= 0):  # fmt: skip
+            raise ValueError(f"ema_epochs must be >= 0. Received: ema_epochs={self.ema_epochs!r}")
         if not (isinstance(self.weight_decay, (int, float)) and self.weight_decay >= 0):
             raise ValueError(f"weight_decay must be >= 0. Received: {self.weight_decay!r}")
         if self.time_budget is not None and not (

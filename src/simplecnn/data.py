@@ -340,19 +340,30 @@ def list_images(paths: Iterable[str]) -> tuple[list[str], list[Skipped]]:
 
 
 def _augment(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Random horizontal flip, rotation (+-10 degrees) and zoom (0.9-1.1) of one uint8 image."""
+    """Random flip, rotation, zoom, shift, brightness and contrast of one uint8 image.
+
+    Horizontal flip (p=0.5), rotation +-10 degrees, zoom 0.9-1.1 and a shift of up to 10% of
+    each side in one bilinear affine warp (Pillow), then brightness and contrast scaled by
+    0.8-1.2 each.
+    """
     if rng.random() < 0.5:
         image = image[:, ::-1]
     angle = rng.uniform(-10.0, 10.0)
     zoom = rng.uniform(0.9, 1.1)
     h, w = image.shape[:2]
+    dx, dy = rng.uniform(-0.1, 0.1) * w, rng.uniform(-0.1, 0.1) * h
     pil = Image.fromarray(image.squeeze(-1) if image.shape[-1] == 1 else np.ascontiguousarray(image))
-    # Inverse affine map (output -> input): rotate by `angle` and scale by 1/zoom about the centre.
+    # Inverse affine map (output -> input): the output's centre samples the input at the centre
+    # shifted by (dx, dy); around it, rotate by `angle` and scale by 1/zoom.
     cos, sin = math.cos(math.radians(angle)) / zoom, math.sin(math.radians(angle)) / zoom
-    cx, cy = w / 2.0, h / 2.0
-    matrix = (cos, sin, cx - cos * cx - sin * cy, -sin, cos, cy + sin * cx - cos * cy)
+    ox, oy = w / 2.0, h / 2.0
+    cx, cy = ox + dx, oy + dy
+    matrix = (cos, sin, cx - cos * ox - sin * oy, -sin, cos, cy + sin * ox - cos * oy)
     pil = pil.transform((w, h), Image.Transform.AFFINE, matrix, Image.Resampling.BILINEAR)
-    return np.asarray(pil, dtype=np.uint8).reshape(h, w, image.shape[-1])
+    out = np.asarray(pil, dtype=np.float32).reshape(h, w, image.shape[-1])
+    mean = out.mean()
+    out = (out - mean) * rng.uniform(0.8, 1.2) + mean * rng.uniform(0.8, 1.2)
+    return np.clip(out + 0.5, 0, 255).astype(np.uint8)
 
 
 class ImageBatches(keras.utils.PyDataset):
@@ -477,3 +488,19 @@ class ImageBatches(keras.utils.PyDataset):
     @property
     def paths(self) -> list[str]:
         return [self.items[int(i)][0] for i in self._order]
+
+
+class MirroredBatches(keras.utils.PyDataset):
+    """The batches of an :class:`ImageBatches`, each image mirrored left to right (for TTA)."""
+
+    def __init__(self, batches: ImageBatches) -> None:
+        super().__init__(workers=batches.workers, use_multiprocessing=False,
+                         max_queue_size=batches.max_queue_size)  # fmt: skip
+        self.batches = batches
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def __getitem__(self, batch: int) -> tuple[np.ndarray, np.ndarray]:
+        x, y = self.batches[batch]
+        return x[:, :, ::-1], y

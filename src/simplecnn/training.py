@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import shutil
 import time
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import keras
 import numpy as np
@@ -17,6 +18,7 @@ from simplecnn.config import ModelConfig, TrainConfig
 from simplecnn.data import (
     Dataset,
     ImageBatches,
+    MirroredBatches,
     Skipped,
     _find_split,
     _index_classes,
@@ -78,7 +80,7 @@ class _RunKeeper(keras.callbacks.Callback):
     """
 
     def __init__(
-        self, run_dir: str, monitor: str, patience: int, state: dict[str, Any] | None = None,
+        self, run_dir: str, monitor: str, patience: int | None, state: dict[str, Any] | None = None,
         write: bool = True,
     ) -> None:  # fmt: skip
         super().__init__()
@@ -118,12 +120,13 @@ class _RunKeeper(keras.callbacks.Callback):
         value = (logs or {}).get(self.monitor)
         if value is not None and np.isfinite(float(value)) and float(value) < self.best:
             self.best, self.best_epoch, self.wait = float(value), epoch, 0
-            save_model_atomic(self.model, os.path.join(self._dir(), MODEL_FILE))
+            with averaged_weights(self.model):  # the weights that were validated
+                save_model_atomic(self.model, os.path.join(self._dir(), MODEL_FILE))
         else:
             self.wait += 1
         save_backup(self._dir(), self.model, epoch + 1,
                     {"best": self.best, "best_epoch": self.best_epoch, "wait": self.wait})  # fmt: skip
-        if self.wait >= self.patience:
+        if self.patience is not None and self.wait >= self.patience:
             self.stopped_early = True
             self.model.stop_training = True
 
@@ -149,11 +152,12 @@ class PreciseBatchNormValidation(keras.callbacks.Callback):
         self.bn_batches, self.val_batches, self.recompute = bn_batches, val_batches, recompute
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        if self.recompute:
-            recompute_batchnorm(self.model, self.bn_batches)
-        if self.val_batches is None or logs is None:
-            return
-        results = self.model.evaluate(self.val_batches, verbose=0, return_dict=True)
+        with averaged_weights(self.model):
+            if self.recompute:
+                recompute_batchnorm(self.model, self.bn_batches)
+            if self.val_batches is None or logs is None:
+                return
+            results = self.model.evaluate(self.val_batches, verbose=0, return_dict=True)
         # Keras's progress bar comes after this callback, so it shows these figures too.
         logs.update({f"val_{k}": float(v) for k, v in results.items()})
 
@@ -197,9 +201,37 @@ def make_optimizer(config: TrainConfig, steps_per_epoch: int) -> keras.optimizer
             warmup_target=config.learning_rate if warmup else None,
             warmup_steps=warmup,
         )
+    ema: dict[str, Any] = {}
+    if config.ema_epochs > 0:
+        # A window of about ema_epochs epochs: momentum 1 - 1 / steps.
+        ema = {"use_ema": True, "ema_momentum": 1.0 - 1.0 / max(2.0, config.ema_epochs * steps_per_epoch)}
     if config.optimizer == "adamw":
-        return keras.optimizers.AdamW(lr, weight_decay=config.weight_decay)
-    return keras.optimizers.Adam(lr)
+        return keras.optimizers.AdamW(lr, weight_decay=config.weight_decay, **ema)
+    return keras.optimizers.Adam(lr, **ema)
+
+
+@contextlib.contextmanager
+def averaged_weights(model: keras.Model) -> Iterator[None]:
+    """Inside: the model holds its optimizer's moving average of the weights (if it keeps one).
+
+    Keras's optimizers keep the average (``use_ema``) and copy it into the model only when
+    ``fit`` ends; validation, the kept checkpoint and precise BN need it at every epoch end,
+    while training must go on from the raw weights (and backups keep those).
+    """
+    opt = getattr(model, "optimizer", None)
+    averages = getattr(opt, "_model_variables_moving_average", None) if opt is not None else None
+    if not (opt is not None and opt.use_ema and averages):
+        yield
+        return
+    variables = list(opt._trainable_variables)
+    raw = [keras.ops.convert_to_numpy(v) for v in variables]
+    for v, a in zip(variables, averages):
+        v.assign(a)
+    try:
+        yield
+    finally:
+        for v, r in zip(variables, raw):
+            v.assign(r)
 
 
 class _TimeBudget(keras.callbacks.Callback):
@@ -504,13 +536,19 @@ def _write_files_record(out_dir: str, dataset: Dataset, failed: Sequence[Skipped
     )
 
 
-def _predict_probs(run: Run, items: list[tuple[str, int]], batch_size: int) -> tuple[np.ndarray, ImageBatches]:
+def _predict_probs(
+    run: Run, items: list[tuple[str, int]], batch_size: int, tta: bool = False
+) -> tuple[np.ndarray, ImageBatches]:
+    """Class probabilities; with ``tta``, the mean over each image and its mirror image."""
     batches = ImageBatches(
         items, image_size=run.image_size, channels=run.channels, batch_size=batch_size,
         num_classes=run.num_outputs,
     )  # fmt: skip
-    probs = run.model.predict(batches, verbose=0)
-    return np.asarray(probs, dtype=np.float64), batches
+    probs = np.asarray(run.model.predict(batches, verbose=0), dtype=np.float64)
+    if tta:
+        mirrored = np.asarray(run.model.predict(MirroredBatches(batches), verbose=0), dtype=np.float64)
+        probs = (probs + mirrored) / 2
+    return probs, batches
 
 
 def evaluate(
@@ -520,6 +558,7 @@ def evaluate(
     threshold: float = 0.5,
     batch_size: int = 32,
     worst: int = 16,
+    tta: bool = False,
 ) -> dict[str, Any]:
     """Measure a run on a labelled folder (class sub-folders named as in training).
 
@@ -541,7 +580,7 @@ def evaluate(
         raise DataError(
             f"{folder}: no readable images in class folders named {run.class_names}"
         )
-    probs, batches = _predict_probs(run, items, batch_size)
+    probs, batches = _predict_probs(run, items, batch_size, tta)
     y_true = np.array([label for _, label in items])
     metrics = reports.classification_metrics(y_true, probs, names, threshold)
     out_dir = str(out_dir or os.path.join(str(run_dir), "evaluation"))
@@ -569,6 +608,7 @@ def evaluate(
     metrics.update(
         data_dir=os.path.abspath(data_dir),
         threshold=threshold,
+        tta=tta,
         class_names=names,
         skipped=[{"path": s.path, "reason": s.reason} for s in skipped + batches.failed],
     )
@@ -596,6 +636,7 @@ def predict(
     paths: Sequence[str],
     threshold: float = 0.5,
     batch_size: int = 32,
+    tta: bool = False,
 ) -> tuple[list[dict[str, Any]], list[Skipped]]:
     """Classify image files, folders or glob patterns with a run's model.
 
@@ -609,7 +650,7 @@ def predict(
     files, skipped = list_images(paths)
     if not files:
         return [], skipped
-    probs, batches = _predict_probs(run, [(p, 0) for p in files], batch_size)
+    probs, batches = _predict_probs(run, [(p, 0) for p in files], batch_size, tta)
     failed = {s.path for s in batches.failed}
     names = run.class_names
     out = []

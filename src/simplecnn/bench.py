@@ -1,0 +1,209 @@
+"""``simplecnn bench``: training and predict throughput per style and backend, against a roofline.
+
+Each backend runs in a process of its own (Keras picks its backend once per process). Inside it,
+every style is measured twice, interleaved round by round so that drift of a shared machine hits
+all of them alike:
+
+* ``simplecnn``: the model compiled as ``simplecnn train`` compiles it (its optimizer, schedule
+  and weight average);
+* ``keras_default``: ``model.compile(optimizer="adam", loss=...)`` with nothing else.
+
+A training figure is images per second over ``steps`` optimizer steps of ``model.fit`` on random
+images held in memory (no decoding), after a warm-up call that compiles; a predict figure is
+``model.predict`` over the same images. The roofline is the machine's float32 matmul peak
+(numpy, measured in the same run) divided by the model's FLOPs per image (``simplecnn summary``'s
+count), so ``train_fraction_of_roofline`` near 1 means the step runs at matmul speed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from simplecnn.errors import RunError, UsageError
+
+__all__ = ["matmul_peak_gflops", "run_bench", "format_table"]
+
+
+def matmul_peak_gflops(n: int = 2048, repeats: int = 5) -> float:
+    """Best float32 GFLOP/s of an n x n matmul with numpy (the BLAS numpy links)."""
+    rng = np.random.default_rng(0)
+    a = rng.random((n, n), dtype=np.float32)
+    b = rng.random((n, n), dtype=np.float32)
+    a @ b  # warm-up: threads, caches
+    best = float("inf")
+    for _ in range(repeats):
+        t = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - t)
+    return 2.0 * n**3 / best / 1e9
+
+
+def _compile(model: Any, setting: str, steps_per_epoch: int) -> None:
+    loss = "binary_crossentropy"
+    if setting == "keras_default":
+        model.compile(optimizer="adam", loss=loss)
+        return
+    from simplecnn.config import TrainConfig
+    from simplecnn.training import make_optimizer
+
+    model.compile(optimizer=make_optimizer(TrainConfig(), steps_per_epoch), loss=loss,
+                  metrics=["accuracy"])  # fmt: skip
+
+
+def _worker(spec: dict[str, Any]) -> dict[str, Any]:
+    """Measure every (style, setting) of one backend; runs in that backend's process."""
+    import resource
+
+    import keras
+
+    from simplecnn.config import ModelConfig
+    from simplecnn.models import build_model
+
+    size, batch, steps = spec["image_size"], spec["batch_size"], spec["steps"]
+    keras.utils.set_random_seed(0)
+    rng = np.random.default_rng(0)
+    x = rng.random((batch * steps, size, size, 3), dtype=np.float32)
+    y = rng.integers(0, 2, (batch * steps, 1)).astype(np.float32)
+    config = ModelConfig(input_shape=(size, size, 3))
+    runs: dict[tuple[str, str], dict[str, Any]] = {}
+    for style in spec["styles"]:
+        for setting in ("simplecnn", "keras_default"):
+            model = build_model(style, config)
+            _compile(model, setting, steps)
+            t = time.perf_counter()
+            model.fit(x[:batch], y[:batch], batch_size=batch, epochs=1, verbose=0)
+            model.predict(x[:batch], batch_size=batch, verbose=0)
+            runs[(style, setting)] = {"model": model, "warmup_s": time.perf_counter() - t,
+                                      "train_s": [], "predict_s": []}  # fmt: skip
+    for _ in range(spec["rounds"]):  # interleaved: A B A B ...
+        for r in runs.values():
+            t = time.perf_counter()
+            r["model"].fit(x, y, batch_size=batch, epochs=1, shuffle=False, verbose=0)
+            r["train_s"].append(time.perf_counter() - t)
+            t = time.perf_counter()
+            r["model"].predict(x, batch_size=batch, verbose=0)
+            r["predict_s"].append(time.perf_counter() - t)
+    n = len(x)
+    out = []
+    for (style, setting), r in runs.items():
+        out.append({
+            "style": style, "setting": setting, "warmup_s": r["warmup_s"],
+            "train_img_per_s": n / float(np.median(r["train_s"])),
+            "predict_img_per_s": n / float(np.median(r["predict_s"])),
+        })  # fmt: skip
+    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return {"backend": keras.backend.backend(), "keras": keras.__version__,
+            "peak_rss_mib": peak_kib / 1024, "runs": out}  # fmt: skip
+
+
+def _run_backend(backend: str, spec: dict[str, Any]) -> dict[str, Any]:
+    env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "simplecnn.bench", json.dumps(spec)],
+        env=env, capture_output=True, text=True,
+    )  # fmt: skip
+    lines = proc.stdout.strip().splitlines()
+    if proc.returncode != 0 or not lines:
+        last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        raise RunError(f"bench on the {backend} backend failed (exit {proc.returncode}): {last}")
+    return json.loads(lines[-1])
+
+
+def run_bench(
+    styles: Sequence[str],
+    backends: Sequence[str],
+    image_size: int = 256,
+    batch_size: int = 16,
+    steps: int = 4,
+    rounds: int = 2,
+    progress: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Measure each style on each backend; returns the machine figures and one row per pair.
+
+    Each row has ``train_img_per_s`` / ``predict_img_per_s`` (simplecnn's compile), the same for
+    Keras's defaults (``keras_default_*``) and their ratios, the roofline figures and fractions,
+    the warm-up (compile) seconds and the backend process's peak resident memory.
+    """
+    import keras
+
+    from simplecnn.config import ModelConfig
+    from simplecnn.costs import model_cost
+    from simplecnn.models import build_model
+
+    for name, value in (("image_size", image_size), ("batch_size", batch_size),
+                        ("steps", steps), ("rounds", rounds)):  # fmt: skip
+        if not (isinstance(value, int) and value > 0):
+            raise UsageError(f"bench: {name} must be a positive integer. Received: {value!r}")
+    say = progress or (lambda _: None)
+    say("measuring the float32 matmul peak (numpy, 2048x2048)")
+    peak = matmul_peak_gflops()
+    cost = model_cost(build_model("functional", ModelConfig(input_shape=(image_size, image_size, 3))))
+    roof_train = peak * 1e9 / cost.train_flops
+    roof_predict = peak * 1e9 / cost.forward_flops
+    spec = {"styles": list(styles), "image_size": image_size, "batch_size": batch_size,
+            "steps": steps, "rounds": rounds}  # fmt: skip
+    rows = []
+    for backend in backends:
+        say(f"{backend}: {len(styles)} style(s) x 2 settings, {rounds} round(s) of {steps} steps "
+            f"at {image_size}x{image_size}, batch {batch_size}")  # fmt: skip
+        result = _run_backend(backend, spec)
+        by = {(r["style"], r["setting"]): r for r in result["runs"]}
+        for style in styles:
+            ours, default = by[(style, "simplecnn")], by[(style, "keras_default")]
+            rows.append({
+                "backend": backend, "style": style,
+                "train_img_per_s": ours["train_img_per_s"],
+                "predict_img_per_s": ours["predict_img_per_s"],
+                "keras_default_train_img_per_s": default["train_img_per_s"],
+                "keras_default_predict_img_per_s": default["predict_img_per_s"],
+                "train_ratio_to_keras_default": ours["train_img_per_s"] / default["train_img_per_s"],
+                "predict_ratio_to_keras_default":
+                    ours["predict_img_per_s"] / default["predict_img_per_s"],
+                "roofline_train_img_per_s": roof_train,
+                "roofline_predict_img_per_s": roof_predict,
+                "train_fraction_of_roofline": ours["train_img_per_s"] / roof_train,
+                "predict_fraction_of_roofline": ours["predict_img_per_s"] / roof_predict,
+                "warmup_s": ours["warmup_s"],
+                "peak_rss_mib": result["peak_rss_mib"],
+            })  # fmt: skip
+    return {
+        "machine": {"cpus": os.cpu_count(), "matmul_peak_gflops": peak,
+                    "keras": keras.__version__},  # fmt: skip
+        "model": {"image_size": image_size, "forward_gflop_per_image": cost.forward_flops / 1e9,
+                  "train_gflop_per_image": cost.train_flops / 1e9},  # fmt: skip
+        "settings": {"batch_size": batch_size, "steps": steps, "rounds": rounds},
+        "rows": rows,
+    }
+
+
+def format_table(report: dict[str, Any]) -> str:
+    m, rows = report["machine"], report["rows"]
+    lines = [
+        f"float32 matmul peak {m['matmul_peak_gflops']:.1f} GFLOP/s on {m['cpus']} CPU(s); model "
+        f"{report['model']['forward_gflop_per_image']:.2f} GFLOP/image forward, "
+        f"{report['model']['train_gflop_per_image']:.2f} per training image; roofline "
+        f"{rows[0]['roofline_train_img_per_s']:.2f} train / {rows[0]['roofline_predict_img_per_s']:.2f} "
+        "predict img/s" if rows else "no rows",
+        "",
+        f"{'backend':<11}{'style':<13}{'train img/s':>12}{'(keras)':>9}{'roof':>6}"
+        f"{'predict img/s':>15}{'(keras)':>9}{'roof':>6}{'warm-up s':>11}{'peak MiB':>10}",
+    ]  # fmt: skip
+    for r in rows:
+        lines.append(
+            f"{r['backend']:<11}{r['style']:<13}{r['train_img_per_s']:>12.2f}"
+            f"{r['keras_default_train_img_per_s']:>9.2f}{r['train_fraction_of_roofline']:>6.0%}"
+            f"{r['predict_img_per_s']:>15.2f}{r['keras_default_predict_img_per_s']:>9.2f}"
+            f"{r['predict_fraction_of_roofline']:>6.0%}{r['warmup_s']:>11.1f}{r['peak_rss_mib']:>10.0f}"
+        )
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":  # the per-backend worker: python -m simplecnn.bench SPEC_JSON
+    print(json.dumps(_worker(json.loads(sys.argv[1]))))

@@ -1,0 +1,157 @@
+"""The default recipe's parts, the plain (seed) recipe, the time budget, and lr-find."""
+
+import json
+
+import keras
+import numpy as np
+import pytest
+
+from imagegen import make_folder
+from simplecnn.cli import main
+from simplecnn.config import AUGMENT_BELOW, PLAIN_RECIPE, TrainConfig
+from simplecnn.lr_find import _valley, lr_find
+from simplecnn.training import make_optimizer, train
+
+
+def test_augmentation_is_on_for_small_folders_only():
+    assert TrainConfig().augment_for(245) is True
+    assert TrainConfig().augment_for(AUGMENT_BELOW) is False
+    assert TrainConfig(augment=False).augment_for(10) is False
+    assert TrainConfig(augment=True).augment_for(10**6) is True
+
+
+@pytest.mark.parametrize(
+    "kwargs, fragment",
+    [({"optimizer": "sgd"}, "optimizer must be one of"), ({"schedule": "step"}, "schedule must be"),
+     ({"warmup_epochs": -1}, "warmup_epochs"), ({"time_budget": 0}, "time_budget"),
+     ({"weight_decay": -1.0}, "weight_decay")],
+)  # fmt: skip
+def test_recipe_fields_are_validated(kwargs, fragment):
+    with pytest.raises(ValueError, match=fragment):
+        TrainConfig(**kwargs)
+
+
+def test_warmup_then_cosine_schedule():
+    opt = make_optimizer(TrainConfig(learning_rate=1e-3, epochs=10, warmup_epochs=1), steps_per_epoch=10)
+    schedule = opt._learning_rate
+    at = [float(keras.ops.convert_to_numpy(schedule(step))) for step in (0, 5, 10, 55, 99)]
+    assert at[0] == pytest.approx(1e-5) and at[0] < at[1] < at[2]
+    assert at[2] == pytest.approx(1e-3, rel=1e-5)
+    assert at[2] > at[3] > at[4] >= 1e-5
+    plain = make_optimizer(TrainConfig(**{**PLAIN_RECIPE}), steps_per_epoch=10)
+    assert isinstance(plain, keras.optimizers.Adam) and float(plain.learning_rate) == pytest.approx(1e-3)
+    assert isinstance(make_optimizer(TrainConfig(optimizer="adamw"), 10), keras.optimizers.AdamW)
+
+
+def test_time_budget_stops_at_an_epoch_end(tmp_path):
+    data = make_folder(str(tmp_path / "data"), per_class=8)
+    result = train(data, tmp_path / "run", TrainConfig(image_size=32, epochs=50, batch_size=8,
+                                                       time_budget=0.01), verbose=0)  # fmt: skip
+    assert len(result.history["loss"]) == 1
+
+
+def test_plain_recipe_from_the_command_line(tmp_path):
+    data = make_folder(str(tmp_path / "data"), per_class=24)
+    assert main(["train", data, "--recipe", "plain", "--image-size", "32", "--epochs", "1",
+                 "--out", str(tmp_path / "run"), "--quiet-progress"]) == 0  # fmt: skip
+    meta = json.loads((tmp_path / "run" / "run.json").read_text())
+    cfg = meta["train_config"]
+    assert cfg["schedule"] == "constant" and cfg["batch_size"] == 32
+    assert cfg["precise_bn"] is False and meta["augment"] is False
+    assert meta["train_config"]["epochs"] == 1  # an explicit flag beats the recipe
+
+
+def test_valley_is_inside_the_longest_fall():
+    lrs = np.geomspace(1e-6, 1, 60)
+    losses = np.concatenate([np.full(10, 1.0), np.linspace(1.0, 0.2, 40), np.linspace(0.2, 3, 10)])
+    v = _valley(lrs, losses)
+    assert lrs[10] < v < lrs[49]
+
+
+def test_lr_find_suggests_a_rate_and_draws_it(tmp_path, capsys):
+    data = make_folder(str(tmp_path / "data"), per_class=16)
+    result = lr_find(data, TrainConfig(image_size=32, batch_size=8), steps=40, png=str(tmp_path / "lr.png"))
+    assert result["lrs"][0] == pytest.approx(1e-7)
+    assert min(result["lrs"]) <= result["suggested"] <= max(result["lrs"])
+    assert (tmp_path / "lr.png").stat().st_size > 0
+    assert main(["lr-find", data, "--image-size", "32", "--batch-size", "8", "--steps", "30",
+                 "--out", str(tmp_path / "cli.png")]) == 0  # fmt: skip
+    assert "suggested: --learning-rate" in capsys.readouterr().out
+
+
+def test_weight_average_is_swapped_in_and_out_exactly(small_config):
+    from simplecnn.models import build_model
+    from simplecnn.training import averaged_weights
+
+    model = build_model("functional", small_config)
+    model.compile(optimizer=make_optimizer(TrainConfig(ema_epochs=1), steps_per_epoch=4),
+                  loss="binary_crossentropy")  # fmt: skip
+    rng = np.random.default_rng(0)
+    x = rng.random((8, *small_config.input_shape), dtype=np.float32)
+    y = rng.integers(0, 2, (8, 1)).astype(np.float32)
+    for _ in range(5):
+        model.train_on_batch(x, y)
+    raw = [keras.ops.convert_to_numpy(v) for v in model.trainable_variables]
+    everything = [np.array(w) for w in model.get_weights()]
+    averages = [keras.ops.convert_to_numpy(a) for a in model.optimizer._model_variables_moving_average]
+    with averaged_weights(model):
+        inside = [keras.ops.convert_to_numpy(v) for v in model.trainable_variables]
+    for got, want in zip(inside, averages):
+        np.testing.assert_array_equal(got, want)
+    assert any(not np.array_equal(a, r) for a, r in zip(inside, raw))  # the average lags
+    for got, want in zip(model.get_weights(), everything):  # and the raw weights are back
+        np.testing.assert_array_equal(got, want)
+
+
+def test_kept_checkpoint_is_the_validated_average(tmp_path):
+    from simplecnn.runs import load_run
+
+    data = make_folder(str(tmp_path / "data"), per_class=24)
+    config = TrainConfig(image_size=32, epochs=3, batch_size=8, ema_epochs=1, patience=100)
+    result = train(data, tmp_path / "run", config, verbose=0)
+    run = load_run(tmp_path / "run")
+    from simplecnn.data import ImageBatches, scan_folder
+
+    val = scan_folder(data, config.validation_split, config.seed).val
+    batches = ImageBatches(val, image_size=(32, 32), channels=3, batch_size=8, num_classes=1)
+    got = run.model.evaluate(batches, verbose=0, return_dict=True)
+    assert got["loss"] == pytest.approx(result.best["val_loss"], abs=1e-5)
+
+
+def test_tta_averages_an_image_and_its_mirror(tmp_path):
+    from PIL import Image
+
+    from simplecnn.training import predict
+
+    data = make_folder(str(tmp_path / "data"), per_class=16)
+    train(data, tmp_path / "run", TrainConfig(image_size=32, epochs=1, batch_size=8), verbose=0)
+    img = Image.fromarray(np.random.default_rng(1).integers(0, 256, (32, 32, 3), dtype=np.uint8))
+    img.save(tmp_path / "a.png")
+    img.transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(tmp_path / "b.png")
+    plain, _ = predict(tmp_path / "run", [str(tmp_path / "a.png"), str(tmp_path / "b.png")])
+    p_a, p_b = (r["probabilities"]["dogs"] for r in plain)
+    assert p_a != pytest.approx(p_b, abs=1e-7)  # the model is not mirror-symmetric
+    tta, _ = predict(tmp_path / "run", [str(tmp_path / "a.png")], tta=True)
+    assert tta[0]["probabilities"]["dogs"] == pytest.approx((p_a + p_b) / 2, abs=1e-6)
+
+
+@pytest.mark.parametrize("patience, stops_after", [(2, 4), (None, None)])
+def test_early_stopping_counts_epochs_without_a_better_validation_loss(
+    small_config, tmp_path, patience, stops_after
+):
+    from simplecnn.models import build_model
+    from simplecnn.training import _RunKeeper
+
+    model = build_model("functional", small_config)
+    model.compile(optimizer="adam", loss="binary_crossentropy")
+    keeper = _RunKeeper(str(tmp_path), "val_loss", patience)
+    keeper.set_model(model)
+    stopped_at = None
+    for epoch, val_loss in enumerate([1.0, 0.8, 0.9, 0.85, 0.95, 0.99]):
+        model.stop_training = False
+        keeper.on_epoch_end(epoch, {"val_loss": val_loss})
+        if model.stop_training and stopped_at is None:
+            stopped_at = epoch + 1
+    assert stopped_at == stops_after
+    assert keeper.best_epoch == 1 and keeper.best == pytest.approx(0.8)
+    assert (tmp_path / "model.keras").is_file()
