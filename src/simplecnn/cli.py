@@ -372,6 +372,88 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_explain(args: argparse.Namespace) -> int:
+    from simplecnn.data import list_images, load_image
+    from simplecnn.errors import DataError
+    from simplecnn.explain import display_image, explain_figure, gradcam
+    from simplecnn.runs import load_run, write_json
+
+    run = load_run(args.run_dir)
+    names = run.class_names
+    class_index = None
+    if args.class_name is not None:
+        if args.class_name not in names:
+            raise UsageError(f"unknown class {args.class_name!r} for --class. Allowed: {', '.join(names)}")
+        class_index = names.index(args.class_name)
+    files, skipped = list_images(args.images)
+    out = args.out or os.path.join(args.run_dir, "explain")
+    os.makedirs(out, exist_ok=True)
+    rows = []
+    used: set[str] = set()
+    for path in files:
+        try:
+            pixels = load_image(path, run.image_size, run.channels)
+            shown = display_image(path)
+        except DataError as exc:
+            from simplecnn.data import Skipped
+
+            skipped.append(Skipped(path, str(exc).split(": ", 1)[-1]))
+            continue
+        cam = gradcam(run.model, pixels[None], layer=args.layer, class_index=class_index)
+        i = int(cam.class_indices[0])
+        label, prob = names[i], float(cam.probabilities[0, i])
+        stem = os.path.splitext(os.path.basename(path))[0]
+        name, n = f"{stem}_gradcam.png", 1
+        while name in used:  # same file name in two folders
+            n += 1
+            name = f"{stem}_{n}_gradcam.png"
+        used.add(name)
+        target = os.path.join(out, name)
+        figure = explain_figure(shown, cam.heatmaps[0], f"{label} ({prob:.2f}) | Grad-CAM: {cam.layer}")
+        figure.save(target + ".tmp.png")
+        os.replace(target + ".tmp.png", target)
+        rows.append({"path": path, "label": label, "probability": prob, "layer": cam.layer,
+                     "explains": label if class_index is None else args.class_name, "png": target})
+        print(f"{path}: {label} ({prob:.3f}) -> {target}")
+    write_json(os.path.join(out, "explain.json"), rows)
+    _print_skipped(skipped, "not explained")
+    if not rows:
+        raise UsageError("no readable image among the given paths")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from simplecnn.export import export_run
+
+    result = export_run(args.run_dir, args.format, out_dir=args.out, quantize=args.quantize)
+    c = result.check
+    acc = ""
+    if c.get("keras_accuracy") is not None:
+        acc = (f"; accuracy {c['export_accuracy']:.4f} vs Keras {c['keras_accuracy']:.4f} "
+               f"({c['accuracy_change']:+.4f})")
+    tol = f" (tolerance {c['tolerance']:g})" if c["tolerance"] is not None else ""
+    print(f"wrote {result.path}")
+    print(f"check on {c['images']}: max |export - keras| = {c['max_abs_difference']:.2e}{tol}, "
+          f"same label {c['label_agreement']:.1%}{acc}; {c['export_img_per_s']:.1f} img/s "
+          f"(Keras {c['keras_img_per_s']:.1f}); {c['artifact_bytes'] / 1e6:.2f} MB")
+    print(f"check {'passed' if c['passed'] else 'FAILED'}: {os.path.join(result.out_dir, 'check.json')}")
+    return 0 if c["passed"] else 1
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    try:
+        import uvicorn
+    except ImportError:
+        raise UsageError("serve needs FastAPI and uvicorn: pip install 'simplecnn[serve]'") from None
+    from simplecnn.serve import create_app
+
+    app = create_app(args.run_dir, max_upload_bytes=args.max_upload_mb * 1024 * 1024)
+    print(f"serving {args.run_dir} on http://{args.host}:{args.port}/ (API: /predict, /health, /docs)",
+          file=sys.stderr)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning" if args.quiet else "info")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     import tempfile
     import time
@@ -567,6 +649,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tta", action="store_true",
                    help="test-time augmentation: average over each image and its mirror image")
     p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("explain", help="Grad-CAM heatmaps: which parts of each image drove the prediction")
+    p.add_argument("run_dir")
+    p.add_argument("images", nargs="+", metavar="IMAGE", help="image files, folders or glob patterns")
+    p.add_argument("--layer", default=None, help="layer to explain (default: the last convolution)")
+    p.add_argument("--class", dest="class_name", default=None,
+                   help="explain this class (default: the predicted one)")
+    p.add_argument("--out", default=None, help="where to write the PNGs (default RUN_DIR/explain)")
+    p.set_defaults(func=cmd_explain)
+
+    p = sub.add_parser("export", help="the model for other runtimes, checked against Keras")
+    p.add_argument("run_dir")
+    p.add_argument("--format", required=True, choices=["keras", "saved_model", "onnx", "litert"])
+    p.add_argument("--quantize", choices=["int8"], default=None,
+                   help="post-training int8 quantization (onnx, litert)")
+    p.add_argument("--out", default=None, help="folder to write (default RUN_DIR/export/FORMAT)")
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("serve", help="HTTP API and web page for a run's model")
+    p.add_argument("run_dir")
+    p.add_argument("--host", default="127.0.0.1", help="default 127.0.0.1 (this machine only)")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--max-upload-mb", type=_positive_int, default=10)
+    p.add_argument("--quiet", action="store_true", help="no access log")
+    p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("demo", help="the three styles, their proof, and a real training run")
     p.add_argument("--out", default=None, help="demo folder (default runs/demo)")

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import math
 import os
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -192,7 +194,6 @@ def _walk_files(folder: str) -> tuple[list[str], list[Skipped]]:
 
 def _checked(paths: list[str], workers: int = 8) -> tuple[list[str], list[Skipped]]:
     """Keep the files whose header Pillow can read; the others are skipped with the reason."""
-    from concurrent.futures import ThreadPoolExecutor
 
     with ThreadPoolExecutor(max_workers=workers) as pool:
         reasons = list(pool.map(_check_header, paths))
@@ -379,7 +380,16 @@ class ImageBatches(keras.utils.PyDataset):
         augment: random flip / rotation / zoom, seeded per image and epoch.
         cache: keep decoded images in memory after their first read.
         seed: the seed of shuffling and augmentation.
-        workers: threads decoding batches in parallel (Keras's PyDataset workers).
+        workers: threads decoding batches ahead of the model, in parallel.
+        max_queue_size: how many batches may be decoded ahead.
+
+    Batches are decoded ahead by this class, not by Keras's enqueuer: Keras's prefetching
+    threads read a batch's position in the epoch's order when they get to it, and keep
+    left-over batches for the next epoch, so which epoch's order and augmentation a batch
+    near an epoch boundary gets would depend on thread timing. Here each read-ahead batch
+    is tied to the epoch it was asked for, so a seed fixes every batch of every epoch, and a
+    resumed run sees what the uninterrupted run saw. (``fit`` must not shuffle batches
+    itself: pass ``shuffle=False``, as :func:`simplecnn.training.train` does.)
     """
 
     def __init__(
@@ -399,7 +409,13 @@ class ImageBatches(keras.utils.PyDataset):
     ) -> None:
         if workers is None:
             workers = min(8, (os.cpu_count() or 1) * 2)
-        super().__init__(workers=workers, use_multiprocessing=False, max_queue_size=max_queue_size)
+        # One Keras worker: Keras calls __getitem__ in order from one thread; the read-ahead
+        # threads are ours (see the class docstring).
+        super().__init__(workers=1, use_multiprocessing=False, max_queue_size=max_queue_size)
+        self.decode_workers = max(1, int(workers))
+        self._pool: ThreadPoolExecutor | None = None
+        self._ahead: dict[tuple[int, int], Future] = {}
+        self._lock = threading.Lock()
         self.items = list(items)
         self.image_size = tuple(image_size)
         self.channels = channels
@@ -430,8 +446,9 @@ class ImageBatches(keras.utils.PyDataset):
             return len(self.items) // self.batch_size
         return math.ceil(len(self.items) / self.batch_size)
 
-    def _batch_indices(self, batch: int) -> np.ndarray:
-        indices = self._order[batch * self.batch_size : (batch + 1) * self.batch_size]
+    def _batch_indices(self, batch: int, order: np.ndarray | None = None) -> np.ndarray:
+        order = self._order if order is None else order
+        indices = order[batch * self.batch_size : (batch + 1) * self.batch_size]
         if self.shard_count > 1:
             local = self.batch_size // self.shard_count
             indices = indices[self.shard_index * local : (self.shard_index + 1) * local]
@@ -457,13 +474,14 @@ class ImageBatches(keras.utils.PyDataset):
         indices = self._batch_indices(batch)
         return np.stack([self._image(int(i)) for i in indices])
 
-    def __getitem__(self, batch: int) -> tuple[np.ndarray, np.ndarray]:
-        indices = self._batch_indices(batch)
+    def _make_batch(self, epoch: int, order: np.ndarray, batch: int) -> tuple[np.ndarray, np.ndarray]:
+        """Batch ``batch`` of epoch ``epoch`` (whose order is ``order``): pure of ``self.epoch``."""
+        indices = self._batch_indices(batch, order)
         images = []
         for i in indices:
             image = self._image(int(i))
             if self.augment:
-                image = _augment(image, np.random.default_rng([self.seed, self.epoch, int(i)]))
+                image = _augment(image, np.random.default_rng([self.seed, epoch, int(i)]))
             images.append(image)
         labels = np.array([self.items[int(i)][1] for i in indices])
         if self.num_classes == 1:
@@ -472,13 +490,38 @@ class ImageBatches(keras.utils.PyDataset):
             labels = labels.astype(np.int32)
         return scale_pixels(np.stack(images)), labels
 
+    def __getitem__(self, batch: int) -> tuple[np.ndarray, np.ndarray]:
+        if not 0 <= batch < len(self):
+            raise IndexError(f"batch {batch} out of range for {len(self)} batches")
+        epoch, order = self.epoch, self._order
+        with self._lock:
+            future = self._ahead.pop((epoch, batch), None)
+            if self.decode_workers > 1 and self.max_queue_size > 0:
+                if self._pool is None:
+                    self._pool = ThreadPoolExecutor(self.decode_workers, thread_name_prefix="simplecnn-decode")
+                for ahead in range(batch + 1, min(len(self), batch + 1 + self.max_queue_size)):
+                    if (epoch, ahead) not in self._ahead:
+                        self._ahead[(epoch, ahead)] = self._pool.submit(self._make_batch, epoch, order, ahead)
+        if future is not None:
+            return future.result()
+        return self._make_batch(epoch, order, batch)
+
     def on_epoch_end(self) -> None:
         self.set_epoch(self.epoch + 1)
 
     def set_epoch(self, epoch: int) -> None:
         """Shuffle (and augment) as for epoch ``epoch`` (0-based); used when resuming."""
-        self.epoch = epoch
-        self._order = self._permutation()
+        with self._lock:
+            for future in self._ahead.values():  # read ahead for another epoch: not wanted now
+                future.cancel()
+            self._ahead.clear()
+            self.epoch = epoch
+            self._order = self._permutation()
+
+    def __del__(self) -> None:
+        pool = getattr(self, "_pool", None)
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
 
     @property
     def labels(self) -> np.ndarray:
@@ -494,8 +537,7 @@ class MirroredBatches(keras.utils.PyDataset):
     """The batches of an :class:`ImageBatches`, each image mirrored left to right (for TTA)."""
 
     def __init__(self, batches: ImageBatches) -> None:
-        super().__init__(workers=batches.workers, use_multiprocessing=False,
-                         max_queue_size=batches.max_queue_size)  # fmt: skip
+        super().__init__(workers=1, use_multiprocessing=False)
         self.batches = batches
 
     def __len__(self) -> int:

@@ -121,7 +121,7 @@ def lr_find(
     )  # fmt: skip
     lrs = np.geomspace(start_lr, end_lr, steps)
     sweep = _Sweep(lrs)
-    model.fit(data, epochs=math.ceil(steps / len(data)), callbacks=[sweep], verbose=0)
+    model.fit(data, epochs=math.ceil(steps / len(data)), callbacks=[sweep], shuffle=False, verbose=0)
     losses = sweep.losses
     tried = lrs[: len(losses)]
     finite = np.array([math.isfinite(l) for l in losses])

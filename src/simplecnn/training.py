@@ -226,7 +226,9 @@ def averaged_weights(model: keras.Model) -> Iterator[None]:
     variables = list(opt._trainable_variables)
     raw = [keras.ops.convert_to_numpy(v) for v in variables]
     for v, a in zip(variables, averages):
-        v.assign(a)
+        # A copy: on JAX, assigning the average itself would share its buffer, which the next
+        # jitted step donates (and deletes).
+        v.assign(keras.ops.convert_to_numpy(a))
     try:
         yield
     finally:
@@ -463,6 +465,7 @@ def train(
         initial_epoch=initial_epoch,
         callbacks=all_callbacks,
         class_weight=class_weight,
+        shuffle=False,  # ImageBatches shuffles, seeded per epoch (Keras's would use `random`)
         verbose=verbose,
     )
     seconds = time.perf_counter() - start
