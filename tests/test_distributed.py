@@ -17,10 +17,12 @@ HERE = os.path.dirname(__file__)
 EXE = os.path.join(os.path.dirname(sys.executable), "simplecnn")
 ENV = {**os.environ, "KERAS_BACKEND": "jax", "TF_CPP_MIN_LOG_LEVEL": "3"}
 # 2 processes vs 1 with the same global batches: the all-reduce sums the two half-batch
-# gradients in another order than one process does, and Adam (lr 1e-3) turns such float
-# rounding in near-zero gradients into update differences of up to about one step. Measured
-# here after 8 steps: 6.2e-4. Epoch losses agree within 1e-4 relative (measured 3.4e-5).
+# gradients in another order than one process does, and Adam turns such float rounding in
+# near-zero gradients into update differences of up to about one step. Measured here after
+# 8 steps at lr 3e-4 (see dist_worker.py): 3.0e-4, BatchNorm statistics included. Epoch
+# losses agree within 5e-4 relative (measured 8.3e-5).
 WEIGHT_TOLERANCE = 3e-3
+LOSS_RTOL = 5e-4
 
 
 def _free_port() -> int:
@@ -81,7 +83,7 @@ def test_two_processes_end_identical_and_match_one_process(data, tmp_path):
     assert max(np.abs(w0[k] - ws[k]).max() for k in w0) <= WEIGHT_TOLERANCE
     loss2 = json.loads(outs[0].split("\nloss ", 1)[1].splitlines()[0])
     loss1 = json.loads(out1.split("\nloss ", 1)[1].splitlines()[0])
-    np.testing.assert_allclose(loss2, loss1, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(loss2, loss1, rtol=LOSS_RTOL, atol=1e-6)
     # Only process 0 wrote the run directory.
     meta = json.loads((tmp_path / "run2" / "run.json").read_text())
     assert meta["processes"] == 2 and meta["status"] == "done" and meta["backend"] == "jax"

@@ -8,14 +8,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import BACKEND
-from imagegen import make_folder
+from conftest import BACKEND, train_small_run
 from simplecnn.cli import main
-from simplecnn.config import TrainConfig
 from simplecnn.equivalence import randomize_weights, transfer_weights
 from simplecnn.explain import conv_layer_names, gradcam
 from simplecnn.models import STYLES, build_model
-from simplecnn.training import train
 
 
 def _same_weights(config):
@@ -108,13 +105,8 @@ def test_unknown_layer_names_the_allowed_ones(small_config):
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-    data = make_folder(str(tmp_path_factory.mktemp("data") / "pets"), per_class=12)
-    out = {}
-    for style in STYLES:
-        run = tmp_path_factory.mktemp("runs") / style
-        train(data, run, TrainConfig(style=style, image_size=32, epochs=1, batch_size=8), verbose=0)
-        out[style] = str(run)
-    return data, out
+    found = {style: train_small_run(tmp_path_factory, style) for style in STYLES}
+    return found["functional"][0], {style: run_dir for style, (_, run_dir) in found.items()}
 
 
 @pytest.mark.parametrize("style", STYLES)

@@ -6,28 +6,21 @@ import os
 import numpy as np
 import pytest
 
-from imagegen import make_folder
+from conftest import train_small_run
 from simplecnn.cli import main
-from simplecnn.config import TrainConfig
 from simplecnn.data import load_image
 from simplecnn.export import FORMATS, export_run, load_artifact
-from simplecnn.training import predict, train
+from simplecnn.training import predict
 
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
-    data = make_folder(str(tmp_path_factory.mktemp("data") / "pets"), per_class=16)
-    run_dir = tmp_path_factory.mktemp("runs") / "functional"
-    train(data, run_dir, TrainConfig(style="functional", image_size=32, epochs=2, batch_size=8), verbose=0)
-    return data, str(run_dir)
+    return train_small_run(tmp_path_factory, "functional", per_class=16, epochs=2)
 
 
 @pytest.fixture(scope="module")
 def subclassing_run(tmp_path_factory):
-    data = make_folder(str(tmp_path_factory.mktemp("data3") / "three"), classes=("cats", "dogs", "eels"), per_class=10)
-    run_dir = tmp_path_factory.mktemp("runs") / "subclassing"
-    train(data, run_dir, TrainConfig(style="subclassing", image_size=32, epochs=1, batch_size=8), verbose=0)
-    return data, str(run_dir)
+    return train_small_run(tmp_path_factory, "subclassing", classes=("cats", "dogs", "eels"), per_class=10)
 
 
 def _files(data):

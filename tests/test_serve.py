@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from imagegen import make_folder
-from simplecnn.config import TrainConfig
-from simplecnn.training import predict, train
+from conftest import train_small_run
+from imagegen import COLOURS, make_image
+from simplecnn.training import predict
 
 fastapi = pytest.importorskip("fastapi", reason="serve needs the [serve] extra")
 from fastapi.testclient import TestClient  # noqa: E402
@@ -25,10 +25,7 @@ from simplecnn.serve import create_app  # noqa: E402
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
-    data = make_folder(str(tmp_path_factory.mktemp("data") / "pets"), per_class=12)
-    run_dir = tmp_path_factory.mktemp("runs") / "run"
-    train(data, run_dir, TrainConfig(style="subclassing", image_size=32, epochs=1, batch_size=8), verbose=0)
-    return data, str(run_dir)
+    return train_small_run(tmp_path_factory, "subclassing")
 
 
 @pytest.fixture(scope="module")
@@ -44,9 +41,14 @@ def _png_bytes(size=(40, 48), colour=(200, 60, 50)) -> bytes:
     return buf.getvalue()
 
 
-def test_predict_gives_the_same_answer_as_the_cli(client, run):
+@pytest.mark.parametrize("name", ["img_003.png", "big.jpg"])
+def test_predict_gives_the_same_answer_as_the_cli(client, run, name, tmp_path):
+    """Same pixels as `simplecnn predict` (JPEG draft-mode decoding of a large photo too)."""
     data, run_dir = run
-    path = os.path.join(data, "dogs", "img_003.png")
+    path = os.path.join(data, "dogs", name)
+    if name == "big.jpg":  # large enough that libjpeg decodes it at 1/4 scale
+        path = str(tmp_path / name)
+        make_image(COLOURS["dogs"], np.random.default_rng(5), size=(160, 200)).save(path, quality=90)
     with open(path, "rb") as f:
         response = client.post("/predict", files={"file": ("photo.bin", f, "application/octet-stream")})
     assert response.status_code == 200, response.text

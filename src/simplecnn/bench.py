@@ -65,6 +65,7 @@ def _worker(spec: dict[str, Any]) -> dict[str, Any]:
 
     from simplecnn.config import ModelConfig
     from simplecnn.models import build_model
+    from simplecnn.training import unshare_weights
 
     size, batch, steps = spec["image_size"], spec["batch_size"], spec["steps"]
     keras.utils.set_random_seed(0)
@@ -79,6 +80,7 @@ def _worker(spec: dict[str, Any]) -> dict[str, Any]:
             _compile(model, setting, steps)
             t = time.perf_counter()
             model.fit(x[:batch], y[:batch], batch_size=batch, epochs=1, verbose=0)
+            unshare_weights(model)
             model.predict(x[:batch], batch_size=batch, verbose=0)
             runs[(style, setting)] = {"model": model, "warmup_s": time.perf_counter() - t,
                                       "train_s": [], "predict_s": []}  # fmt: skip
@@ -87,6 +89,7 @@ def _worker(spec: dict[str, Any]) -> dict[str, Any]:
             t = time.perf_counter()
             r["model"].fit(x, y, batch_size=batch, epochs=1, shuffle=False, verbose=0)
             r["train_s"].append(time.perf_counter() - t)
+            unshare_weights(r["model"])
             t = time.perf_counter()
             r["model"].predict(x, batch_size=batch, verbose=0)
             r["predict_s"].append(time.perf_counter() - t)

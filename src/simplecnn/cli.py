@@ -425,7 +425,8 @@ def cmd_explain(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from simplecnn.export import export_run
 
-    result = export_run(args.run_dir, args.format, out_dir=args.out, quantize=args.quantize)
+    result = export_run(args.run_dir, args.format, out_dir=args.out, quantize=args.quantize,
+                        check_images=args.check_images)  # fmt: skip
     c = result.check
     acc = ""
     if c.get("keras_accuracy") is not None:
@@ -447,7 +448,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise UsageError("serve needs FastAPI and uvicorn: pip install 'simplecnn[serve]'") from None
     from simplecnn.serve import create_app
 
-    app = create_app(args.run_dir, max_upload_bytes=args.max_upload_mb * 1024 * 1024)
+    app = create_app(args.run_dir, max_upload_bytes=args.max_upload_mb * 1024 * 1024,
+                     max_batch=args.max_batch)  # fmt: skip
     print(f"serving {args.run_dir} on http://{args.host}:{args.port}/ (API: /predict, /health, /docs)",
           file=sys.stderr)
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning" if args.quiet else "info")
@@ -665,6 +667,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quantize", choices=["int8"], default=None,
                    help="post-training int8 quantization (onnx, litert)")
     p.add_argument("--out", default=None, help="folder to write (default RUN_DIR/export/FORMAT)")
+    p.add_argument("--check-images", type=_positive_int, default=64,
+                   help="validation images the export is checked on (default 64)")
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("serve", help="HTTP API and web page for a run's model")
@@ -672,6 +676,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1", help="default 127.0.0.1 (this machine only)")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--max-upload-mb", type=_positive_int, default=10)
+    p.add_argument("--max-batch", type=_positive_int, default=16,
+                   help="most concurrent requests gathered into one model call (1: no batching)")
     p.add_argument("--quiet", action="store_true", help="no access log")
     p.set_defaults(func=cmd_serve)
 

@@ -64,8 +64,7 @@ def decode_upload(data: bytes, size: tuple[int, int], channels: int) -> np.ndarr
             415, f"{image.format} images are not supported: send a JPEG, PNG, GIF, BMP or WebP file"
         )
     try:
-        with image:
-            image.load()
+        with image:  # decode_image loads it (after JPEG draft mode: the same pixels as predict)
             return decode_image(image, size, channels)
     except Image.DecompressionBombError:
         raise BadImage(413, f"image too large (over {MAX_PIXELS:,} pixels)") from None

@@ -236,6 +236,17 @@ def averaged_weights(model: keras.Model) -> Iterator[None]:
             v.assign(r)
 
 
+def unshare_weights(model: keras.Model) -> None:
+    """Give each weight its own buffer again after ``fit`` with a weight average.
+
+    With ``use_ema``, Keras's ``fit`` ends by assigning the optimizer's averages to the weights;
+    on JAX that shares their buffers, and a later ``fit`` donates one and finds the other
+    deleted ("Buffer has been deleted or donated").
+    """
+    for v in model.trainable_variables:
+        v.assign(keras.ops.convert_to_numpy(v))
+
+
 class _TimeBudget(keras.callbacks.Callback):
     """Stop when another epoch like the last one would run past ``seconds`` of training."""
 
@@ -469,6 +480,7 @@ def train(
         verbose=verbose,
     )
     seconds = time.perf_counter() - start
+    unshare_weights(model)
     failed = train_data.failed + (val_data.failed if val_data is not None else [])
     if not chief:
         history = {k: [float(v) for v in vals] for k, vals in fit.history.items()}
