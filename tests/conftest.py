@@ -1,6 +1,7 @@
 """Shared fixtures. Tests use small images unless 256x256 is what they are about."""
 
 import os
+import socket
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -31,3 +32,10 @@ def train_small_run(
     run_dir = str(tmp_path_factory.mktemp("runs") / style)
     train(data, run_dir, TrainConfig(style=style, image_size=32, epochs=epochs, batch_size=8), verbose=0)
     return data, run_dir
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

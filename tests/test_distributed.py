@@ -3,7 +3,6 @@
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -11,6 +10,7 @@ import time
 import numpy as np
 import pytest
 
+from conftest import free_port
 from imagegen import make_folder
 
 HERE = os.path.dirname(__file__)
@@ -23,12 +23,6 @@ ENV = {**os.environ, "KERAS_BACKEND": "jax", "TF_CPP_MIN_LOG_LEVEL": "3"}
 # losses agree within 5e-4 relative (measured 8.3e-5).
 WEIGHT_TOLERANCE = 3e-3
 LOSS_RTOL = 5e-4
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class _Worker:
@@ -69,7 +63,7 @@ def data(tmp_path_factory):
 
 
 def test_two_processes_end_identical_and_match_one_process(data, tmp_path):
-    port = _free_port()
+    port = free_port()
     procs = [_worker(data, tmp_path / "run2", tmp_path / f"w{i}.npz", 2, i, port) for i in (0, 1)]
     outs = [p.wait() for p in procs]
     for p, out in zip(procs, outs):
@@ -133,7 +127,7 @@ def test_launch_stops_all_when_a_worker_dies_and_resumes(data, tmp_path):
 
 def test_without_the_launcher_a_dead_worker_stops_the_other_within_the_timeout(data, tmp_path):
     env = {**ENV, "SIMPLECNN_DIST_TIMEOUT_S": "10"}
-    port = _free_port()
+    port = free_port()
     procs = [_worker(data, tmp_path / "run", tmp_path / f"w{i}.npz", 2, i, port, 8, env) for i in (0, 1)]
     deadline = time.time() + 240
     while not (tmp_path / "run" / "backup" / "epoch-0001").exists():

@@ -3,7 +3,6 @@
 import io
 import os
 import shutil
-import socket
 import subprocess
 import threading
 import time
@@ -11,16 +10,13 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
+from fastapi.testclient import TestClient
 from PIL import Image
 
-from conftest import train_small_run
+from conftest import free_port, train_small_run
 from imagegen import COLOURS, make_image
+from simplecnn.serve import create_app
 from simplecnn.training import predict
-
-fastapi = pytest.importorskip("fastapi", reason="serve needs the [serve] extra")
-from fastapi.testclient import TestClient  # noqa: E402
-
-from simplecnn.serve import create_app  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -113,18 +109,12 @@ def test_health_and_openapi(client):
 # --- a real server on 127.0.0.1 ---------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(run):
     import uvicorn
 
     app = create_app(run[1])
-    port = _free_port()
+    port = free_port()
     srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=srv.run, daemon=True)
     thread.start()
@@ -195,7 +185,7 @@ def test_web_page_in_headless_chromium(server, run, tmp_path):
     found = _browser()
     if isinstance(found, str):
         pytest.skip(found)
-    webdriver = pytest.importorskip("selenium.webdriver")
+    from selenium import webdriver
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 

@@ -373,9 +373,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
-    from simplecnn.data import list_images, load_image
+    from simplecnn.data import Skipped, list_images, load_image
     from simplecnn.errors import DataError
-    from simplecnn.explain import display_image, explain_figure, gradcam
+    from simplecnn.explain import display_image, explain_picture
     from simplecnn.runs import load_run, write_json
 
     run = load_run(args.run_dir)
@@ -395,12 +395,10 @@ def cmd_explain(args: argparse.Namespace) -> int:
             pixels = load_image(path, run.image_size, run.channels)
             shown = display_image(path)
         except DataError as exc:
-            from simplecnn.data import Skipped
-
             skipped.append(Skipped(path, str(exc).split(": ", 1)[-1]))
             continue
-        cam = gradcam(run.model, pixels[None], layer=args.layer, class_index=class_index)
-        i = int(cam.class_indices[0])
+        figure, cam = explain_picture(run.model, pixels, shown, names, args.layer, class_index)
+        i = int(cam.probabilities[0].argmax())  # the prediction (--class may explain another)
         label, prob = names[i], float(cam.probabilities[0, i])
         stem = os.path.splitext(os.path.basename(path))[0]
         name, n = f"{stem}_gradcam.png", 1
@@ -409,11 +407,10 @@ def cmd_explain(args: argparse.Namespace) -> int:
             name = f"{stem}_{n}_gradcam.png"
         used.add(name)
         target = os.path.join(out, name)
-        figure = explain_figure(shown, cam.heatmaps[0], f"{label} ({prob:.2f}) | Grad-CAM: {cam.layer}")
         figure.save(target + ".tmp.png")
         os.replace(target + ".tmp.png", target)
         rows.append({"path": path, "label": label, "probability": prob, "layer": cam.layer,
-                     "explains": label if class_index is None else args.class_name, "png": target})
+                     "explains": names[int(cam.class_indices[0])], "png": target})
         print(f"{path}: {label} ({prob:.3f}) -> {target}")
     write_json(os.path.join(out, "explain.json"), rows)
     _print_skipped(skipped, "not explained")

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import BinaryIO, Callable, Sequence
 
 import keras
 import numpy as np
@@ -31,7 +31,8 @@ from PIL import Image, ImageDraw, ImageFont, ImageOps
 from simplecnn.data import scale_pixels
 from simplecnn.models import leaf_layers
 
-__all__ = ["GradCam", "gradcam", "conv_layer_names", "overlay", "explain_figure"]
+__all__ = ["GradCam", "gradcam", "conv_layer_names", "overlay", "display_image", "explain_figure",
+           "explain_picture"]
 
 
 @dataclass
@@ -192,8 +193,9 @@ def overlay(image: np.ndarray | Image.Image, heatmap: np.ndarray, alpha: float =
     return Image.blend(base, coloured, alpha)
 
 
-def display_image(path: str | os.PathLike, longest: int = 320) -> Image.Image:
-    """An image file as a person sees it (EXIF-oriented RGB), at most ``longest`` px a side."""
+def display_image(path: str | os.PathLike | BinaryIO, longest: int = 320) -> Image.Image:
+    """An image file (path or file object) as a person sees it (EXIF-oriented RGB), at most
+    ``longest`` px a side."""
     with Image.open(path) as im:
         im.seek(0)
         im = ImageOps.exif_transpose(im).convert("RGB")
@@ -211,3 +213,19 @@ def explain_figure(image: Image.Image, heatmap: np.ndarray, caption: str) -> Ima
     out.paste(overlay(image, heatmap), (width + 8, bar))
     ImageDraw.Draw(out).text((4, 5), caption, fill="black", font=font)
     return out
+
+
+def explain_picture(
+    model: keras.Model,
+    pixels: np.ndarray,
+    shown: Image.Image,
+    class_names: Sequence[str],
+    layer: str | None = None,
+    class_index: int | None = None,
+) -> tuple[Image.Image, GradCam]:
+    """Grad-CAM of one image (uint8 pixels at the model's size) drawn over ``shown``, captioned
+    with the explained class, its probability and the layer: what `explain` and `serve` show."""
+    cam = gradcam(model, pixels[None], layer=layer, class_index=class_index)
+    i = int(cam.class_indices[0])
+    caption = f"{class_names[i]} ({cam.probabilities[0, i]:.2f}) | Grad-CAM: {cam.layer}"
+    return explain_figure(shown, cam.heatmaps[0], caption), cam

@@ -158,7 +158,7 @@ def create_app(
     from fastapi.responses import HTMLResponse, JSONResponse
     from starlette.exceptions import HTTPException as StarletteHTTPException
 
-    from simplecnn.explain import explain_figure, gradcam
+    from simplecnn.explain import display_image, explain_picture
 
     run = load_run(run_dir)
     names = run.class_names
@@ -246,16 +246,8 @@ def create_app(
         return result
 
     def _explain(data: bytes, pixels: np.ndarray) -> tuple[str, str]:
-        cam = gradcam(run.model, pixels[None])
-        with Image.open(io.BytesIO(data)) as im:
-            from PIL import ImageOps
-
-            im.seek(0)
-            shown = ImageOps.exif_transpose(im).convert("RGB")
-            shown.thumbnail((320, 320), Image.Resampling.LANCZOS)
-        i = int(cam.class_indices[0])
-        caption = f"{names[i]} ({cam.probabilities[0, i]:.2f}), Grad-CAM of {cam.layer}"
-        return _png_data_url(explain_figure(shown, cam.heatmaps[0], caption)), cam.layer
+        figure, cam = explain_picture(run.model, pixels, display_image(io.BytesIO(data)), names)
+        return _png_data_url(figure), cam.layer
 
     return app
 
