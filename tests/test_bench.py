@@ -4,8 +4,10 @@ import json
 
 import pytest
 
+from simplecnn import hardware
 from simplecnn.bench import matmul_peak_gflops
 from simplecnn.cli import main
+from simplecnn.training import PREDICT_BATCH
 
 REQUIRED = ("train_img_per_s", "predict_img_per_s", "keras_default_train_img_per_s",
             "keras_default_predict_img_per_s", "roofline_train_img_per_s",
@@ -38,6 +40,15 @@ def test_bench_json_has_every_figure_and_a_consistent_roofline(capsys):
         assert r["train_ratio_to_keras_default"] == pytest.approx(
             r["train_img_per_s"] / r["keras_default_train_img_per_s"])
         assert r["peak_rss_mib"] > 50 and r["warmup_s"] > 0
+        # simplecnn's row is measured with the precision `simplecnn train` picks here.
+        assert r["precision"] == hardware.training_precision("auto")
+        assert r["predict_batch"] == PREDICT_BATCH
+        if r["precision"] == "mixed_bfloat16":
+            bf16 = r["backend_matmul_gflops"]["bfloat16"]
+            assert r["train_fraction_of_bfloat16_roofline"] == pytest.approx(
+                r["train_img_per_s"] * model["train_gflop_per_image"] / bf16)
+        else:
+            assert r["train_fraction_of_bfloat16_roofline"] is None
 
 
 @pytest.mark.parametrize(

@@ -4,15 +4,19 @@ Each backend runs in a process of its own (Keras picks its backend once per proc
 every style is measured twice, interleaved round by round so that drift of a shared machine hits
 all of them alike:
 
-* ``simplecnn``: the model compiled as ``simplecnn train`` compiles it (its optimizer, schedule
-  and weight average);
-* ``keras_default``: ``model.compile(optimizer="adam", loss=...)`` with nothing else.
+* ``simplecnn``: trained as ``simplecnn train`` trains (its precision and ``jit_compile`` from
+  :mod:`simplecnn.hardware`, its optimizer, schedule and weight average) and predicting as
+  ``simplecnn predict`` does (the float32 model a run keeps, ``PREDICT_BATCH`` images a batch);
+* ``keras_default``: ``model.compile(optimizer="adam", loss=...)`` with nothing else, float32,
+  and ``model.predict``'s default batch size.
 
 A training figure is images per second over ``steps`` optimizer steps of ``model.fit`` on random
 images held in memory (no decoding), after a warm-up call that compiles; a predict figure is
 ``model.predict`` over the same images. The roofline is the machine's float32 matmul peak
 (numpy, measured in the same run) divided by the model's FLOPs per image (``simplecnn summary``'s
-count), so ``train_fraction_of_roofline`` near 1 means the step runs at matmul speed.
+count), so ``train_fraction_of_roofline`` near 1 means the step runs at float32 matmul speed.
+Where training runs in bfloat16 it can pass that roofline; the backend's bfloat16 matmul peak
+is then measured too and ``train_fraction_of_bfloat16_roofline`` reports against it.
 """
 
 from __future__ import annotations
@@ -45,16 +49,50 @@ def matmul_peak_gflops(n: int = 2048, repeats: int = 5) -> float:
     return 2.0 * n**3 / best / 1e9
 
 
-def _compile(model: Any, setting: str, steps_per_epoch: int) -> None:
-    loss = "binary_crossentropy"
-    if setting == "keras_default":
-        model.compile(optimizer="adam", loss=loss)
-        return
+def _backend_matmul_gflops(dtype: str, n: int = 2048, repeats: int = 5) -> float:
+    """Best GFLOP/s of an n x n matmul in ``dtype`` on the current Keras backend."""
+    import keras
+
+    rng = np.random.default_rng(0)
+    a = keras.ops.convert_to_tensor(rng.random((n, n), dtype=np.float32), dtype=dtype)
+    b = keras.ops.convert_to_tensor(rng.random((n, n), dtype=np.float32), dtype=dtype)
+    keras.ops.convert_to_numpy(keras.ops.matmul(a, b))
+    best = float("inf")
+    for _ in range(repeats):
+        t = time.perf_counter()
+        keras.ops.convert_to_numpy(keras.ops.matmul(a, b))
+        best = min(best, time.perf_counter() - t)
+    return 2.0 * n**3 / best / 1e9
+
+
+def _models(style: str, setting: str, config: Any, steps_per_epoch: int) -> tuple[Any, Any, str]:
+    """(model to train, model to predict with, training precision) for one setting.
+
+    ``keras_default``: float32, ``compile(optimizer="adam")`` (jit_compile "auto"), one model.
+    ``simplecnn``: as ``simplecnn train`` trains (its precision, jit_compile, optimizer,
+    schedule and weight average) and as ``simplecnn predict`` predicts (the float32 model a
+    run keeps, with the trained weights).
+    """
+    from simplecnn import hardware
     from simplecnn.config import TrainConfig
+    from simplecnn.models import build_model
     from simplecnn.training import make_optimizer
 
+    loss = "binary_crossentropy"
+    if setting == "keras_default":
+        model = build_model(style, config)
+        model.compile(optimizer="adam", loss=loss)
+        return model, model, "float32"
+    precision = hardware.training_precision(TrainConfig().precision)
+    with hardware.dtype_policy(precision):
+        model = build_model(style, config)
     model.compile(optimizer=make_optimizer(TrainConfig(), steps_per_epoch), loss=loss,
-                  metrics=["accuracy"])  # fmt: skip
+                  metrics=["accuracy"], jit_compile=hardware.jit_compile())  # fmt: skip
+    if precision == "float32":
+        return model, model, precision
+    with hardware.dtype_policy("float32"):
+        predictor = build_model(style, config)
+    return model, predictor, precision
 
 
 def _worker(spec: dict[str, Any]) -> dict[str, Any]:
@@ -64,46 +102,55 @@ def _worker(spec: dict[str, Any]) -> dict[str, Any]:
     import keras
 
     from simplecnn.config import ModelConfig
-    from simplecnn.models import build_model
-    from simplecnn.training import unshare_weights
+    from simplecnn.training import PREDICT_BATCH, unshare_weights
 
     size, batch, steps = spec["image_size"], spec["batch_size"], spec["steps"]
     keras.utils.set_random_seed(0)
     rng = np.random.default_rng(0)
-    x = rng.random((batch * steps, size, size, 3), dtype=np.float32)
-    y = rng.integers(0, 2, (batch * steps, 1)).astype(np.float32)
+    n = max(batch * steps, PREDICT_BATCH)
+    x = rng.random((n, size, size, 3), dtype=np.float32)
+    y = rng.integers(0, 2, (n, 1)).astype(np.float32)
+    xt, yt = x[: batch * steps], y[: batch * steps]
     config = ModelConfig(input_shape=(size, size, 3))
+    # Predict batch: simplecnn predict's; Keras's own default (32) for keras_default.
+    predict_batch = {"simplecnn": PREDICT_BATCH, "keras_default": None}
     runs: dict[tuple[str, str], dict[str, Any]] = {}
     for style in spec["styles"]:
         for setting in ("simplecnn", "keras_default"):
-            model = build_model(style, config)
-            _compile(model, setting, steps)
+            model, predictor, precision = _models(style, setting, config, steps)
             t = time.perf_counter()
             model.fit(x[:batch], y[:batch], batch_size=batch, epochs=1, verbose=0)
             unshare_weights(model)
-            model.predict(x[:batch], batch_size=batch, verbose=0)
-            runs[(style, setting)] = {"model": model, "warmup_s": time.perf_counter() - t,
+            if predictor is not model:
+                predictor.set_weights(model.get_weights())
+            predictor.predict(x, batch_size=predict_batch[setting], verbose=0)
+            runs[(style, setting)] = {"model": model, "predictor": predictor, "precision": precision,
+                                      "warmup_s": time.perf_counter() - t,
                                       "train_s": [], "predict_s": []}  # fmt: skip
     for _ in range(spec["rounds"]):  # interleaved: A B A B ...
-        for r in runs.values():
+        for (style, setting), r in runs.items():
             t = time.perf_counter()
-            r["model"].fit(x, y, batch_size=batch, epochs=1, shuffle=False, verbose=0)
+            r["model"].fit(xt, yt, batch_size=batch, epochs=1, shuffle=False, verbose=0)
             r["train_s"].append(time.perf_counter() - t)
             unshare_weights(r["model"])
             t = time.perf_counter()
-            r["model"].predict(x, batch_size=batch, verbose=0)
+            r["predictor"].predict(x, batch_size=predict_batch[setting], verbose=0)
             r["predict_s"].append(time.perf_counter() - t)
-    n = len(x)
     out = []
     for (style, setting), r in runs.items():
         out.append({
-            "style": style, "setting": setting, "warmup_s": r["warmup_s"],
-            "train_img_per_s": n / float(np.median(r["train_s"])),
-            "predict_img_per_s": n / float(np.median(r["predict_s"])),
+            "style": style, "setting": setting, "precision": r["precision"],
+            "warmup_s": r["warmup_s"],
+            "train_img_per_s": len(xt) / float(np.median(r["train_s"])),
+            "predict_img_per_s": len(x) / float(np.median(r["predict_s"])),
         })  # fmt: skip
+    peaks = {"float32": _backend_matmul_gflops("float32")}
+    if any(r["precision"] == "mixed_bfloat16" for r in out):
+        peaks["bfloat16"] = _backend_matmul_gflops("bfloat16")
     peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return {"backend": keras.backend.backend(), "keras": keras.__version__,
-            "peak_rss_mib": peak_kib / 1024, "runs": out}  # fmt: skip
+            "peak_rss_mib": peak_kib / 1024, "backend_matmul_gflops": peaks,
+            "predict_batch": PREDICT_BATCH, "runs": out}  # fmt: skip
 
 
 def _run_backend(backend: str, spec: dict[str, Any]) -> dict[str, Any]:
@@ -160,8 +207,10 @@ def run_bench(
         by = {(r["style"], r["setting"]): r for r in result["runs"]}
         for style in styles:
             ours, default = by[(style, "simplecnn")], by[(style, "keras_default")]
+            bf16_peak = result["backend_matmul_gflops"].get("bfloat16")
             rows.append({
-                "backend": backend, "style": style,
+                "backend": backend, "style": style, "precision": ours["precision"],
+                "predict_batch": result["predict_batch"],
                 "train_img_per_s": ours["train_img_per_s"],
                 "predict_img_per_s": ours["predict_img_per_s"],
                 "keras_default_train_img_per_s": default["train_img_per_s"],
@@ -175,6 +224,11 @@ def run_bench(
                 "predict_fraction_of_roofline": ours["predict_img_per_s"] / roof_predict,
                 "warmup_s": ours["warmup_s"],
                 "peak_rss_mib": result["peak_rss_mib"],
+                "backend_matmul_gflops": result["backend_matmul_gflops"],
+                # Against the bfloat16 matmul peak, where training runs in bfloat16.
+                "train_fraction_of_bfloat16_roofline": (
+                    ours["train_img_per_s"] * cost.train_flops / (bf16_peak * 1e9)
+                    if bf16_peak and ours["precision"] == "mixed_bfloat16" else None),
             })  # fmt: skip
     return {
         "machine": {"cpus": os.cpu_count(), "matmul_peak_gflops": peak,
@@ -195,16 +249,23 @@ def format_table(report: dict[str, Any]) -> str:
         f"{rows[0]['roofline_train_img_per_s']:.2f} train / {rows[0]['roofline_predict_img_per_s']:.2f} "
         "predict img/s" if rows else "no rows",
         "",
-        f"{'backend':<11}{'style':<13}{'train img/s':>12}{'(keras)':>9}{'roof':>6}"
+        f"{'backend':<11}{'style':<13}{'precision':<16}{'train img/s':>12}{'(keras)':>9}{'roof':>6}"
         f"{'predict img/s':>15}{'(keras)':>9}{'roof':>6}{'warm-up s':>11}{'peak MiB':>10}",
     ]  # fmt: skip
     for r in rows:
         lines.append(
-            f"{r['backend']:<11}{r['style']:<13}{r['train_img_per_s']:>12.2f}"
+            f"{r['backend']:<11}{r['style']:<13}{r['precision']:<16}{r['train_img_per_s']:>12.2f}"
             f"{r['keras_default_train_img_per_s']:>9.2f}{r['train_fraction_of_roofline']:>6.0%}"
             f"{r['predict_img_per_s']:>15.2f}{r['keras_default_predict_img_per_s']:>9.2f}"
             f"{r['predict_fraction_of_roofline']:>6.0%}{r['warmup_s']:>11.1f}{r['peak_rss_mib']:>10.0f}"
         )
+    bf16 = [r for r in rows if r.get("train_fraction_of_bfloat16_roofline")]
+    if bf16:
+        lines.append("")
+        lines.append("roof: fraction of the float32 roofline. Training in mixed_bfloat16 against the "
+                     "bfloat16 matmul peak instead: " + ", ".join(
+                         f"{r['backend']} {r['style']} {r['train_fraction_of_bfloat16_roofline']:.0%} "
+                         f"(peak {r['backend_matmul_gflops']['bfloat16']:.0f} GFLOP/s)" for r in bf16))
     return "\n".join(lines)
 
 

@@ -211,7 +211,7 @@ def _default_run_dir(style: str) -> str:
 _RECIPE_FLAGS = (
     "style", "image_size", "epochs", "batch_size", "validation_split", "seed", "augment",
     "class_weight", "optimizer", "weight_decay", "learning_rate", "schedule", "warmup_epochs",
-    "precise_bn", "ema_epochs", "patience", "cache", "time_budget",
+    "precise_bn", "ema_epochs", "patience", "cache", "time_budget", "precision",
 )  # fmt: skip
 
 
@@ -251,6 +251,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     best = ", ".join(f"{k} {v:.4f}" for k, v in sorted(result.best.items()))
     print(f"trained {config.style} on {len(result.class_names)} classes {result.class_names} "
           f"in {result.seconds:.1f} s; best epoch {result.best_epoch}: {best}")  # fmt: skip
+    if result.input_wait:
+        print(f"waiting for input: {result.input_wait['fraction']:.1%} of training time "
+              f"(worst epoch {result.input_wait['worst_epoch_fraction']:.1%})")  # fmt: skip
     print(f"run directory: {out}")
     return 0
 
@@ -550,7 +553,11 @@ def _add_recipe_args(p: argparse.ArgumentParser) -> None:
                    help="validate and keep a moving average of the weights over about N epochs "
                    "(0: raw weights)")
     p.add_argument("--patience", type=_positive_int, help="stop after N epochs without a better validation loss (default: off)")
-    p.add_argument("--cache", action="store_true", default=None, help="keep decoded images in memory")
+    p.add_argument("--cache", action=argparse.BooleanOptionalAction, default=None,
+                   help="keep decoded images in memory (default: when they fit in 1 GiB)")
+    p.add_argument("--precision", choices=["auto", "float32", "mixed_bfloat16"],
+                   help="training arithmetic (default auto: bfloat16 where the hardware is fast "
+                   "at it); the kept model is float32")
     p.add_argument("--time-budget", type=float, metavar="SECONDS",
                    help="stop before an epoch that would run past this much training time")
 

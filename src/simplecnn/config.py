@@ -6,7 +6,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["ModelConfig", "TrainConfig", "PLAIN_RECIPE", "AUGMENT_BELOW"]
+__all__ = ["ModelConfig", "TrainConfig", "PLAIN_RECIPE", "AUGMENT_BELOW", "CACHE_BELOW_BYTES"]
 
 
 def _is_int(value: Any) -> bool:
@@ -133,6 +133,9 @@ class ModelConfig:
 # Folders with fewer training images than this are augmented by default.
 AUGMENT_BELOW = 10_000
 
+# Decoded images are cached in memory by default while they take at most this many bytes.
+CACHE_BELOW_BYTES = 1 << 30
+
 # The seed tutorial's plain recipe, for comparisons: Keras defaults (Adam 1e-3, constant),
 # no augmentation, batch 32, BatchNorm's own moving averages, no early stopping to speak of.
 PLAIN_RECIPE = dict(
@@ -182,8 +185,14 @@ class TrainConfig:
     # default, since the cosine schedule sets the length, and validation loss on a small folder
     # stays flat and noisy for many epochs while accuracy still improves).
     patience: int | None = None
-    # Keep decoded images in memory after the first epoch.
-    cache: bool = False
+    # Keep decoded images in memory after the first epoch. None (default): on when the
+    # decoded training and validation images fit in CACHE_BELOW_BYTES; beyond that, images
+    # stream from disk every epoch and memory stays flat however many there are.
+    cache: bool | None = None
+    # "auto" (default): Keras's mixed_bfloat16 where the hardware computes bfloat16 fast (see
+    # simplecnn.hardware), else float32; or "float32" / "mixed_bfloat16". Training only: the
+    # kept model is float32.
+    precision: str = "auto"
     # Stop at the end of the epoch after which another epoch would pass this many seconds of
     # training (None: no limit).
     time_budget: float | None = None
@@ -217,7 +226,8 @@ class TrainConfig:
             )
         if not _is_int(self.seed):
             raise ValueError(f"seed must be an integer. Received: seed={self.seed!r}")
-        choices = {"optimizer": ("adam", "adamw"), "schedule": ("cosine", "constant")}
+        choices = {"optimizer": ("adam", "adamw"), "schedule": ("cosine", "constant"),
+                   "precision": ("auto", "float32", "mixed_bfloat16")}  # fmt: skip
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise ValueError(
@@ -240,6 +250,12 @@ class TrainConfig:
     def augment_for(self, n_train: int) -> bool:
         """Whether to augment a training set of ``n_train`` images."""
         return n_train < AUGMENT_BELOW if self.augment is None else bool(self.augment)
+
+    def cache_for(self, n_images: int) -> bool:
+        """Whether to keep ``n_images`` decoded images in memory."""
+        if self.cache is not None:
+            return bool(self.cache)
+        return n_images * self.image_size**2 * self.channels <= CACHE_BELOW_BYTES
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import os
 import threading
+import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -425,6 +426,8 @@ class ImageBatches(keras.utils.PyDataset):
         self.augment = augment
         self.seed = seed
         self.epoch = 0
+        # Seconds __getitem__ spent waiting for a batch that was not ready (see InputWait).
+        self.wait_seconds = 0.0
         self.failed: list[Skipped] = []
         self._cache: dict[int, np.ndarray] | None = {} if cache else None
         # (index, count): this process's slice of every global batch; the last, incomplete
@@ -502,9 +505,13 @@ class ImageBatches(keras.utils.PyDataset):
                 for ahead in range(batch + 1, min(len(self), batch + 1 + self.max_queue_size)):
                     if (epoch, ahead) not in self._ahead:
                         self._ahead[(epoch, ahead)] = self._pool.submit(self._make_batch, epoch, order, ahead)
-        if future is not None:
-            return future.result()
-        return self._make_batch(epoch, order, batch)
+        start = time.perf_counter()
+        try:
+            if future is not None:
+                return future.result()
+            return self._make_batch(epoch, order, batch)
+        finally:
+            self.wait_seconds += time.perf_counter() - start
 
     def on_epoch_end(self) -> None:
         self.set_epoch(self.epoch + 1)

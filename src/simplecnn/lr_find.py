@@ -9,6 +9,7 @@ from typing import Any
 import keras
 import numpy as np
 
+from simplecnn import hardware
 from simplecnn.config import ModelConfig, TrainConfig
 from simplecnn.data import ImageBatches, scan_folder
 from simplecnn.errors import DataError
@@ -106,14 +107,15 @@ def lr_find(
         num_classes=1 if n == 2 else n,
     )
     keras.utils.set_random_seed(config.seed)
-    model = build_model(config.style, model_config)
+    with hardware.dtype_policy(hardware.training_precision(config.precision)):  # as train does
+        model = build_model(config.style, model_config)
     optimizer = (
         keras.optimizers.AdamW(start_lr, weight_decay=config.weight_decay)
         if config.optimizer == "adamw"
         else keras.optimizers.Adam(start_lr)
     )
     loss = "binary_crossentropy" if model_config.num_classes == 1 else "sparse_categorical_crossentropy"
-    model.compile(optimizer=optimizer, loss=loss)
+    model.compile(optimizer=optimizer, loss=loss, jit_compile=hardware.jit_compile())
     data = ImageBatches(
         dataset.train, image_size=(config.image_size,) * 2, channels=config.channels,
         batch_size=config.batch_size, num_classes=model_config.num_classes, shuffle=True,

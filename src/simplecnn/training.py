@@ -8,12 +8,12 @@ import platform
 import shutil
 import time
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import keras
 import numpy as np
 
-from simplecnn import reports
+from simplecnn import hardware, reports
 from simplecnn.config import ModelConfig, TrainConfig
 from simplecnn.data import (
     Dataset,
@@ -51,6 +51,9 @@ from simplecnn.runs import (
 
 __all__ = ["TrainResult", "train", "evaluate", "predict", "load_run", "Run", "RunError", "TrainingError"]
 
+# Images per predict/evaluate batch (measured: `benchmarks/results/defaults_sweep.txt`).
+PREDICT_BATCH = 32
+
 PIXELS = "RGB (or L), EXIF-oriented, bilinear resize of the whole image, uint8 / 255"
 
 
@@ -69,6 +72,8 @@ class TrainResult:
     stopped: str | None = None  # None (ran all epochs), "early" or "nan"
     message: str = ""
     model: keras.Model | None = field(default=None, repr=False)  # as after the last epoch
+    # Time the training steps waited for input: seconds, fraction of training time, worst epoch.
+    input_wait: dict[str, float] = field(default_factory=dict)
 
 
 class _RunKeeper(keras.callbacks.Callback):
@@ -81,11 +86,15 @@ class _RunKeeper(keras.callbacks.Callback):
 
     def __init__(
         self, run_dir: str, monitor: str, patience: int | None, state: dict[str, Any] | None = None,
-        write: bool = True,
+        write: bool = True, float32_model: Callable[[], keras.Model] | None = None,
     ) -> None:  # fmt: skip
         super().__init__()
         state = state or {}
         self.write = write  # False in the processes of a job other than the chief
+        # Builds the float32 twin model.keras is written from when training runs in mixed
+        # precision (None: save the trained model itself).
+        self.float32_model = float32_model
+        self._twin: keras.Model | None = None
         self.run_dir, self.monitor, self.patience = run_dir, monitor, patience
         self.best = float(state.get("best", np.inf))
         self.best_epoch = int(state.get("best_epoch", -1))
@@ -108,6 +117,15 @@ class _RunKeeper(keras.callbacks.Callback):
             self._scratch = tempfile.mkdtemp(prefix="simplecnn-worker-")
         return self._scratch
 
+    def _kept(self) -> keras.Model:
+        """The model to write as model.keras: the trained one, or its float32 twin."""
+        if self.float32_model is None:
+            return self.model
+        if self._twin is None:
+            self._twin = self.float32_model()
+        self._twin.set_weights(self.model.get_weights())
+        return self._twin
+
     def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
         loss = (logs or {}).get("loss")
         if loss is not None and not np.isfinite(float(loss)):
@@ -121,7 +139,7 @@ class _RunKeeper(keras.callbacks.Callback):
         if value is not None and np.isfinite(float(value)) and float(value) < self.best:
             self.best, self.best_epoch, self.wait = float(value), epoch, 0
             with averaged_weights(self.model):  # the weights that were validated
-                save_model_atomic(self.model, os.path.join(self._dir(), MODEL_FILE))
+                save_model_atomic(self._kept(), os.path.join(self._dir(), MODEL_FILE))
         else:
             self.wait += 1
         save_backup(self._dir(), self.model, epoch + 1,
@@ -266,6 +284,39 @@ class _TimeBudget(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
+class InputWait(keras.callbacks.Callback):
+    """How long each epoch's training steps waited for input, as a fraction of their time.
+
+    The wait is the time ``batches.__getitem__`` blocked (a batch not decoded yet); the
+    epoch's time runs from its start to the end of its last training step, before
+    validation. On the TensorFlow backend tf.data asks for batches a little ahead of the
+    model, so there the figure is an upper bound. Put this callback first.
+    """
+
+    def __init__(self, batches: ImageBatches) -> None:
+        super().__init__()
+        self.batches = batches
+        self.fractions: list[float] = []
+        self.wait_s = self.train_s = 0.0
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self._start, self._wait0 = time.perf_counter(), self.batches.wait_seconds
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        seconds = time.perf_counter() - self._start
+        wait = self.batches.wait_seconds - self._wait0
+        self.wait_s += wait
+        self.train_s += seconds
+        self.fractions.append(wait / seconds if seconds > 0 else 0.0)
+
+    def summary(self) -> dict[str, float]:
+        return {
+            "seconds": round(self.wait_s, 3),
+            "fraction": round(self.wait_s / self.train_s, 4) if self.train_s else 0.0,
+            "worst_epoch_fraction": round(max(self.fractions, default=0.0), 4),
+        }
+
+
 def _tensorboard(log_dir: str) -> list[keras.callbacks.Callback]:
     """Keras's TensorBoard callback, which writes through TensorFlow's summary API.
 
@@ -397,21 +448,25 @@ def train(
         num_classes=1 if num_classes == 2 else num_classes,
     )
     size = (config.image_size, config.image_size)
+    cache = config.cache_for(len(dataset.train) + len(dataset.val))
     common = dict(
         image_size=size, channels=config.channels, batch_size=config.batch_size,
-        num_classes=model_config.num_classes, cache=config.cache, seed=config.seed,
+        num_classes=model_config.num_classes, cache=cache, seed=config.seed,
     )  # fmt: skip
     augment = config.augment_for(len(dataset.train))
     train_data = ImageBatches(dataset.train, shuffle=True, augment=augment, shard=shard, **common)
     val_data = ImageBatches(dataset.val, shard=shard, **common) if dataset.val else None
 
+    precision = hardware.training_precision(config.precision)
     keras.utils.set_random_seed(config.seed)
     if backup is None:
         initial_epoch = 0
-        model = build_model(config.style, model_config)
+        with hardware.dtype_policy(precision):
+            model = build_model(config.style, model_config)
         loss = "binary_crossentropy" if model_config.num_classes == 1 else "sparse_categorical_crossentropy"
         optimizer = make_optimizer(config, len(train_data))
-        model.compile(optimizer=optimizer, loss=loss, metrics=["accuracy"])
+        model.compile(optimizer=optimizer, loss=loss, metrics=["accuracy"],
+                      jit_compile=hardware.jit_compile())  # fmt: skip
     else:
         # The backup holds the compiled model with its optimizer state (and the schedule's step).
         initial_epoch = backup.epochs_done
@@ -424,13 +479,27 @@ def train(
             print(f"resuming {out_dir} after epoch {initial_epoch} (of {config.epochs})", flush=True)
 
     monitor = "val_loss" if val_data is not None else "loss"
-    keeper = _RunKeeper(out_dir, monitor, config.patience, backup.state if backup else None, write=chief)
+    float32_model = None
+    if model.dtype_policy.name != "float32":  # keep a float32 model.keras, compiled alike
+
+        def float32_model() -> keras.Model:
+            with hardware.dtype_policy("float32"):
+                twin = build_model(config.style, model_config)
+            twin.compile(optimizer=keras.optimizers.deserialize(keras.optimizers.serialize(model.optimizer)),
+                         loss=model.loss, metrics=["accuracy"])  # fmt: skip
+            twin.optimizer.build(twin.trainable_variables)  # saved whole: loads without warnings
+            return twin
+
+    keeper = _RunKeeper(out_dir, monitor, config.patience, backup.state if backup else None,
+                        write=chief, float32_model=float32_model)  # fmt: skip
+    input_wait = InputWait(train_data)
     # Fixed, un-augmented training images for the BatchNorm statistics (decoded once).
     order = np.random.default_rng(config.seed).permutation(len(dataset.train))
     bn_data = ImageBatches([dataset.train[i] for i in order[: 16 * config.batch_size]],
                            **{**common, "cache": True})  # fmt: skip
     all_callbacks = [
-        PreciseBatchNormValidation(bn_data, val_data, config.precise_bn),  # first: adds val_*
+        input_wait,  # first: its epoch ends before validation
+        PreciseBatchNormValidation(bn_data, val_data, config.precise_bn),  # adds val_*
         keeper,
         *([
             keras.callbacks.CSVLogger(os.path.join(out_dir, HISTORY_FILE), append=backup is not None),
@@ -462,7 +531,7 @@ def train(
         "versions": _versions(),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
-    meta["augment"] = augment
+    meta.update(augment=augment, cache=cache, precision=model.dtype_policy.name)
     if dist:
         meta["processes"] = dist.num_processes
     if chief:
@@ -518,6 +587,7 @@ def train(
         best=best,
         train_seconds=round(seconds, 2),
         resumed_from=initial_epoch,
+        input_wait=input_wait.summary(),
     )
     write_json(os.path.join(out_dir, RUN_FILE), meta)
     shutil.rmtree(os.path.join(out_dir, BACKUP_DIR), ignore_errors=True)
@@ -533,6 +603,7 @@ def train(
         stopped=stopped,
         message=message,
         model=model,
+        input_wait=input_wait.summary(),
     )
 
 
@@ -571,7 +642,7 @@ def evaluate(
     data_dir: str | os.PathLike,
     out_dir: str | os.PathLike | None = None,
     threshold: float = 0.5,
-    batch_size: int = 32,
+    batch_size: int = PREDICT_BATCH,
     worst: int = 16,
     tta: bool = False,
 ) -> dict[str, Any]:
@@ -650,7 +721,7 @@ def predict(
     run_dir: str | os.PathLike,
     paths: Sequence[str],
     threshold: float = 0.5,
-    batch_size: int = 32,
+    batch_size: int = PREDICT_BATCH,
     tta: bool = False,
 ) -> tuple[list[dict[str, Any]], list[Skipped]]:
     """Classify image files, folders or glob patterns with a run's model.

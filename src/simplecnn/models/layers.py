@@ -54,7 +54,9 @@ def head_layers(config: ModelConfig) -> list[keras.layers.Layer]:
     return [
         layers.GlobalMaxPool2D(name="head_pool"),
         layers.Dense(config.dense_units, activation="relu", name="head_dense"),
-        layers.Dense(config.output_units, activation=activation, name="predictions"),
+        # float32 under any dtype policy: probabilities and the loss need its precision
+        # (Keras's mixed-precision advice for the last layer).
+        layers.Dense(config.output_units, activation=activation, dtype="float32", name="predictions"),
     ]
 
 

@@ -1,0 +1,118 @@
+"""What this machine computes fast, and the settings simplecnn picks from it.
+
+Every choice here was measured on the seed's model (``benchmarks/results/defaults_sweep.txt``;
+``simplecnn bench`` shows the result against Keras's defaults):
+
+* **Precision.** Keras's ``mixed_bfloat16`` policy (bfloat16 compute, float32 weights) runs
+  about twice as fast as float32 on CPUs with AVX512_BF16 or AMX on the TensorFlow and
+  PyTorch backends (train 6.2 vs 3.1-4.8 img/s at 256 px on TensorFlow; 85 vs 52 img/s at
+  64 px on PyTorch) and brings nothing on JAX's CPU backend (34-36 img/s both ways at 64 px),
+  so ``"auto"`` picks it only where it was measured to help (and on GPUs of compute capability
+  8.0 or newer, where bfloat16 is the hardware's fast path; no GPU was measured here).
+  It is a *training* setting: the model a run keeps is saved in float32 (bfloat16 only
+  rounds the computation, the weights stay float32), so evaluation, prediction and exports
+  are float32 and give the same numbers on every machine.
+* **XLA.** On TensorFlow's CPU backend ``jit_compile=True`` trained 2-8x slower than without
+  (XLA's CPU convolutions do not use oneDNN): simplecnn compiles without it there and leaves
+  Keras's ``"auto"`` everywhere else (JAX always compiles; PyTorch's ``auto`` is eager).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+from typing import Iterator
+
+__all__ = ["PRECISIONS", "cpu_flags", "fast_bfloat16", "training_precision", "jit_compile",
+           "dtype_policy"]  # fmt: skip
+
+PRECISIONS = ("auto", "float32", "mixed_bfloat16")
+
+
+@functools.lru_cache(maxsize=None)
+def cpu_flags() -> frozenset[str]:
+    """The CPU feature flags Linux reports (empty where /proc/cpuinfo is missing)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return frozenset(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return frozenset()
+
+
+def _gpu_capability(backend: str) -> tuple[int, int] | None:
+    """Compute capability of the first GPU the backend sees, or None (no GPU, or unknown)."""
+    try:
+        if backend == "torch":
+            import torch
+
+            return tuple(torch.cuda.get_device_capability(0)) if torch.cuda.is_available() else None
+        if backend == "jax":
+            import jax
+
+            gpus = [d for d in jax.devices() if d.platform == "gpu"]
+            cap = getattr(gpus[0], "compute_capability", None) if gpus else None
+            return tuple(int(p) for p in str(cap).split(".")[:2]) if cap else None
+        if backend == "tensorflow":
+            import tensorflow as tf
+
+            gpus = tf.config.list_physical_devices("GPU")
+            if gpus:
+                cap = tf.config.experimental.get_device_details(gpus[0]).get("compute_capability")
+                return tuple(cap) if cap else None
+    except Exception:  # a broken driver: behave as on a CPU
+        return None
+    return None
+
+
+def has_gpu(backend: str | None = None) -> bool:
+    import keras
+
+    return _gpu_capability(backend or keras.backend.backend()) is not None
+
+
+def fast_bfloat16(backend: str | None = None) -> bool:
+    """Whether bfloat16 compute is measured (or known) to be fast on this machine and backend."""
+    import keras
+
+    backend = backend or keras.backend.backend()
+    cap = _gpu_capability(backend)
+    if cap is not None:
+        return cap >= (8, 0)
+    if backend == "jax":  # measured: XLA's CPU backend gains nothing from bfloat16
+        return False
+    return bool({"avx512_bf16", "amx_bf16"} & cpu_flags())
+
+
+def training_precision(setting: str = "auto", backend: str | None = None) -> str:
+    """The Keras dtype policy training uses: ``setting`` itself, or the measured choice for auto."""
+    if setting not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}. Received: {setting!r}")
+    if setting == "auto":
+        return "mixed_bfloat16" if fast_bfloat16(backend) else "float32"
+    return setting
+
+
+def jit_compile(backend: str | None = None) -> bool | str:
+    """``jit_compile`` for ``model.compile``: off for TensorFlow on a CPU, Keras's auto otherwise."""
+    import keras
+
+    backend = backend or keras.backend.backend()
+    if backend == "tensorflow" and not has_gpu(backend):
+        return False
+    return "auto"
+
+
+@contextlib.contextmanager
+def dtype_policy(name: str) -> Iterator[None]:
+    """Build models under Keras dtype policy ``name`` inside; the previous policy after."""
+    import keras
+
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(name)
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
