@@ -1,20 +1,23 @@
 """What this machine computes fast, and the settings simplecnn picks from it.
 
-Every choice here was measured on the seed's model (``benchmarks/results/defaults_sweep.txt``;
+Every choice here was measured on the seed's model with ``benchmarks/defaults_sweep.py``
+(recorded in ``benchmarks/results/defaults_sweep.txt``; 2-core AVX-512 CPU with AVX512_BF16;
 ``simplecnn bench`` shows the result against Keras's defaults):
 
-* **Precision.** Keras's ``mixed_bfloat16`` policy (bfloat16 compute, float32 weights) runs
-  about twice as fast as float32 on CPUs with AVX512_BF16 or AMX on the TensorFlow and
-  PyTorch backends (train 6.2 vs 3.1-4.8 img/s at 256 px on TensorFlow; 85 vs 52 img/s at
-  64 px on PyTorch) and brings nothing on JAX's CPU backend (34-36 img/s both ways at 64 px),
-  so ``"auto"`` picks it only where it was measured to help (and on GPUs of compute capability
-  8.0 or newer, where bfloat16 is the hardware's fast path; no GPU was measured here).
-  It is a *training* setting: the model a run keeps is saved in float32 (bfloat16 only
-  rounds the computation, the weights stay float32), so evaluation, prediction and exports
-  are float32 and give the same numbers on every machine.
-* **XLA.** On TensorFlow's CPU backend ``jit_compile=True`` trained 2-8x slower than without
-  (XLA's CPU convolutions do not use oneDNN): simplecnn compiles without it there and leaves
-  Keras's ``"auto"`` everywhere else (JAX always compiles; PyTorch's ``auto`` is eager).
+* **Precision.** Keras's ``mixed_bfloat16`` policy (bfloat16 compute, float32 weights) trains
+  about twice as fast as float32 on CPUs with AVX512_BF16 or AMX on the TensorFlow and PyTorch
+  backends (TensorFlow at 256 px: 6.2 vs 3.1 img/s; 64 px: 98-108 vs 50-77; PyTorch at 64 px:
+  83-85 vs 50-53) and brings nothing on JAX's CPU backend, so ``"auto"`` picks it only where it
+  was measured to help (and on GPUs of compute capability 8.0 or newer, bfloat16's fast path
+  there; no GPU was measured). On hymenoptera at 64 px it reached the same validation accuracy
+  as float32 within one image of 153 (README, "the training recipe"). It is a *training*
+  setting: the model a run keeps is saved in float32 (bfloat16 only rounds the computation, the
+  weights stay float32), so evaluation, prediction and exports are float32 and give the same
+  numbers on every machine.
+* **XLA.** On TensorFlow's CPU backend ``jit_compile=True`` trained 2.3-8x slower than without
+  (256 px float32: 1.3-1.4 vs 3.1 img/s; 64 px: 12.5 vs 50-77): simplecnn compiles without it
+  there, and leaves Keras's ``"auto"`` everywhere else (JAX always compiles; PyTorch's ``auto``
+  runs eagerly; on a GPU XLA is Keras's own choice).
 """
 
 from __future__ import annotations
