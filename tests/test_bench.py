@@ -49,6 +49,8 @@ def test_bench_json_has_every_figure_and_a_consistent_roofline(capsys):
                 r["train_img_per_s"] * model["train_gflop_per_image"] / bf16)
         else:
             assert r["train_fraction_of_bfloat16_roofline"] is None
+        own = r["backend_matmul_gflops"]["bfloat16" if r["precision"] == "mixed_bfloat16" else "float32"]
+        assert r["train_mfu"] == pytest.approx(r["train_img_per_s"] * model["train_gflop_per_image"] / own)
 
 
 @pytest.mark.parametrize(

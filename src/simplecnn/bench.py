@@ -17,6 +17,8 @@ images held in memory (no decoding), after a warm-up call that compiles; a predi
 count), so ``train_fraction_of_roofline`` near 1 means the step runs at float32 matmul speed.
 Where training runs in bfloat16 it can pass that roofline; the backend's bfloat16 matmul peak
 is then measured too and ``train_fraction_of_bfloat16_roofline`` reports against it.
+``train_mfu`` (model FLOP utilisation) divides training FLOP/s by the matmul peak that the
+backend itself measured on its device in the training precision: on a GPU it is the GPU's MFU.
 """
 
 from __future__ import annotations
@@ -229,6 +231,12 @@ def run_bench(
                 "train_fraction_of_bfloat16_roofline": (
                     ours["train_img_per_s"] * cost.train_flops / (bf16_peak * 1e9)
                     if bf16_peak and ours["precision"] == "mixed_bfloat16" else None),
+                # Model FLOP utilisation: training FLOP/s over the device's matmul peak in the
+                # training precision, both measured by the backend on its device (on a GPU,
+                # the GPU's), so it holds where numpy's CPU roofline does not.
+                "train_mfu": ours["train_img_per_s"] * cost.train_flops / (
+                    result["backend_matmul_gflops"][
+                        "bfloat16" if ours["precision"] == "mixed_bfloat16" else "float32"] * 1e9),
             })  # fmt: skip
     return {
         "machine": {"cpus": os.cpu_count(), "matmul_peak_gflops": peak,
@@ -259,6 +267,10 @@ def format_table(report: dict[str, Any]) -> str:
             f"{r['predict_img_per_s']:>15.2f}{r['keras_default_predict_img_per_s']:>9.2f}"
             f"{r['predict_fraction_of_roofline']:>6.0%}{r['warmup_s']:>11.1f}{r['peak_rss_mib']:>10.0f}"
         )
+    lines.append("")
+    lines.append("train MFU (training FLOP/s over the backend's own matmul peak in the training "
+                 "precision): " + ", ".join(f"{r['backend']} {r['style']} {r['train_mfu']:.0%}"
+                                            for r in rows))  # fmt: skip
     bf16 = [r for r in rows if r.get("train_fraction_of_bfloat16_roofline")]
     if bf16:
         lines.append("")
