@@ -80,11 +80,8 @@ def test_dtype_policy_is_restored_after_an_error():
 def test_cpu_flags_are_read_from_proc_cpuinfo():
     flags = hardware.cpu_flags()
     assert isinstance(flags, frozenset)
-    try:
-        with open("/proc/cpuinfo") as f:
-            text = f.read()
-    except OSError:
-        pytest.skip("no /proc/cpuinfo on this system")
+    with open("/proc/cpuinfo") as f:  # simplecnn's set-up targets Linux
+        text = f.read()
     assert ("sse2" in flags) == (" sse2" in text)
 
 

@@ -75,26 +75,19 @@ def _models(style: str, setting: str, config: Any, steps_per_epoch: int) -> tupl
     schedule and weight average) and as ``simplecnn predict`` predicts (the float32 model a
     run keeps, with the trained weights).
     """
-    from simplecnn import hardware
     from simplecnn.config import TrainConfig
     from simplecnn.models import build_model
-    from simplecnn.training import make_optimizer
+    from simplecnn.training import build_training_model, float32_model
 
-    loss = "binary_crossentropy"
     if setting == "keras_default":
         model = build_model(style, config)
-        model.compile(optimizer="adam", loss=loss)
+        model.compile(optimizer="adam", loss="binary_crossentropy")
         return model, model, "float32"
-    precision = hardware.training_precision(TrainConfig().precision)
-    with hardware.dtype_policy(precision):
-        model = build_model(style, config)
-    model.compile(optimizer=make_optimizer(TrainConfig(), steps_per_epoch), loss=loss,
-                  metrics=["accuracy"], jit_compile=hardware.jit_compile())  # fmt: skip
+    model = build_training_model(style, config, TrainConfig(), steps_per_epoch)
+    precision = model.dtype_policy.name
     if precision == "float32":
         return model, model, precision
-    with hardware.dtype_policy("float32"):
-        predictor = build_model(style, config)
-    return model, predictor, precision
+    return model, float32_model(style, config), precision
 
 
 def _worker(spec: dict[str, Any]) -> dict[str, Any]:
@@ -209,7 +202,12 @@ def run_bench(
         by = {(r["style"], r["setting"]): r for r in result["runs"]}
         for style in styles:
             ours, default = by[(style, "simplecnn")], by[(style, "keras_default")]
-            bf16_peak = result["backend_matmul_gflops"].get("bfloat16")
+            peaks = result["backend_matmul_gflops"]
+            bf16 = ours["precision"] == "mixed_bfloat16"
+            # Model FLOP utilisation: training FLOP/s over the device's matmul peak in the
+            # training precision, both measured by the backend on its device (on a GPU, the
+            # GPU's), so it holds where numpy's CPU roofline does not.
+            mfu = ours["train_img_per_s"] * cost.train_flops / (peaks["bfloat16" if bf16 else "float32"] * 1e9)
             rows.append({
                 "backend": backend, "style": style, "precision": ours["precision"],
                 "predict_batch": result["predict_batch"],
@@ -226,17 +224,10 @@ def run_bench(
                 "predict_fraction_of_roofline": ours["predict_img_per_s"] / roof_predict,
                 "warmup_s": ours["warmup_s"],
                 "peak_rss_mib": result["peak_rss_mib"],
-                "backend_matmul_gflops": result["backend_matmul_gflops"],
-                # Against the bfloat16 matmul peak, where training runs in bfloat16.
-                "train_fraction_of_bfloat16_roofline": (
-                    ours["train_img_per_s"] * cost.train_flops / (bf16_peak * 1e9)
-                    if bf16_peak and ours["precision"] == "mixed_bfloat16" else None),
-                # Model FLOP utilisation: training FLOP/s over the device's matmul peak in the
-                # training precision, both measured by the backend on its device (on a GPU,
-                # the GPU's), so it holds where numpy's CPU roofline does not.
-                "train_mfu": ours["train_img_per_s"] * cost.train_flops / (
-                    result["backend_matmul_gflops"][
-                        "bfloat16" if ours["precision"] == "mixed_bfloat16" else "float32"] * 1e9),
+                "backend_matmul_gflops": peaks,
+                "train_mfu": mfu,
+                # The same, named for bfloat16 rows (None for float32 ones).
+                "train_fraction_of_bfloat16_roofline": mfu if bf16 else None,
             })  # fmt: skip
     return {
         "machine": {"cpus": os.cpu_count(), "matmul_peak_gflops": peak,
@@ -268,16 +259,11 @@ def format_table(report: dict[str, Any]) -> str:
             f"{r['predict_fraction_of_roofline']:>6.0%}{r['warmup_s']:>11.1f}{r['peak_rss_mib']:>10.0f}"
         )
     lines.append("")
-    lines.append("train MFU (training FLOP/s over the backend's own matmul peak in the training "
-                 "precision): " + ", ".join(f"{r['backend']} {r['style']} {r['train_mfu']:.0%}"
-                                            for r in rows))  # fmt: skip
-    bf16 = [r for r in rows if r.get("train_fraction_of_bfloat16_roofline")]
-    if bf16:
-        lines.append("")
-        lines.append("roof: fraction of the float32 roofline. Training in mixed_bfloat16 against the "
-                     "bfloat16 matmul peak instead: " + ", ".join(
-                         f"{r['backend']} {r['style']} {r['train_fraction_of_bfloat16_roofline']:.0%} "
-                         f"(peak {r['backend_matmul_gflops']['bfloat16']:.0f} GFLOP/s)" for r in bf16))
+    lines.append("roof: fraction of the float32 roofline. Train MFU (training FLOP/s over the "
+                 "backend's own matmul peak in the training precision): " + ", ".join(
+                     f"{r['backend']} {r['style']} {r['train_mfu']:.0%} ({r['precision']} peak "
+                     f"{r['backend_matmul_gflops']['bfloat16' if r['precision'] == 'mixed_bfloat16' else 'float32']:.0f} GFLOP/s)"
+                     for r in rows))  # fmt: skip
     return "\n".join(lines)
 
 

@@ -13,6 +13,7 @@ import subprocess
 import sys
 from typing import Any, Callable
 
+from simplecnn.config import PRECISIONS
 from simplecnn.errors import TrainingError, UsageError
 
 __all__ = ["main", "UsageError"]
@@ -555,7 +556,7 @@ def _add_recipe_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--patience", type=_positive_int, help="stop after N epochs without a better validation loss (default: off)")
     p.add_argument("--cache", action=argparse.BooleanOptionalAction, default=None,
                    help="keep decoded images in memory (default: when they fit in 1 GiB)")
-    p.add_argument("--precision", choices=["auto", "float32", "mixed_bfloat16"],
+    p.add_argument("--precision", choices=PRECISIONS,
                    help="training arithmetic (default auto: bfloat16 where the hardware is fast "
                    "at it); the kept model is float32")
     p.add_argument("--time-budget", type=float, metavar="SECONDS",

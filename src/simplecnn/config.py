@@ -6,7 +6,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["ModelConfig", "TrainConfig", "PLAIN_RECIPE", "AUGMENT_BELOW", "CACHE_BELOW_BYTES"]
+__all__ = ["ModelConfig", "TrainConfig", "PLAIN_RECIPE", "AUGMENT_BELOW", "CACHE_BELOW_BYTES", "PRECISIONS"]
 
 
 def _is_int(value: Any) -> bool:
@@ -133,6 +133,9 @@ class ModelConfig:
 # Folders with fewer training images than this are augmented by default.
 AUGMENT_BELOW = 10_000
 
+# TrainConfig.precision: "auto" (see simplecnn.hardware) or a Keras dtype policy.
+PRECISIONS = ("auto", "float32", "mixed_bfloat16")
+
 # Decoded images are cached in memory by default while they take at most this many bytes.
 CACHE_BELOW_BYTES = 1 << 30
 
@@ -227,7 +230,7 @@ class TrainConfig:
         if not _is_int(self.seed):
             raise ValueError(f"seed must be an integer. Received: seed={self.seed!r}")
         choices = {"optimizer": ("adam", "adamw"), "schedule": ("cosine", "constant"),
-                   "precision": ("auto", "float32", "mixed_bfloat16")}  # fmt: skip
+                   "precision": PRECISIONS}  # fmt: skip
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise ValueError(

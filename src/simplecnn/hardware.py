@@ -26,11 +26,10 @@ import contextlib
 import functools
 from typing import Iterator
 
+from simplecnn.config import PRECISIONS
+
 __all__ = ["PRECISIONS", "cpu_flags", "fast_bfloat16", "training_precision", "jit_compile",
            "dtype_policy"]  # fmt: skip
-
-PRECISIONS = ("auto", "float32", "mixed_bfloat16")
-
 
 @functools.lru_cache(maxsize=None)
 def cpu_flags() -> frozenset[str]:

@@ -228,6 +228,25 @@ def make_optimizer(config: TrainConfig, steps_per_epoch: int) -> keras.optimizer
     return keras.optimizers.Adam(lr, **ema)
 
 
+def build_training_model(
+    style: str, model_config: ModelConfig, config: TrainConfig, steps_per_epoch: int
+) -> keras.Model:
+    """The model as ``train`` trains it: built in the recipe's precision, compiled with its
+    optimizer (schedule, weight average) and the machine's ``jit_compile`` choice."""
+    with hardware.dtype_policy(hardware.training_precision(config.precision)):
+        model = build_model(style, model_config)
+    loss = "binary_crossentropy" if model_config.num_classes == 1 else "sparse_categorical_crossentropy"
+    model.compile(optimizer=make_optimizer(config, steps_per_epoch), loss=loss,
+                  metrics=["accuracy"], jit_compile=hardware.jit_compile())  # fmt: skip
+    return model
+
+
+def float32_model(style: str, model_config: ModelConfig) -> keras.Model:
+    """The model built in float32 whatever the global dtype policy (what a run keeps)."""
+    with hardware.dtype_policy("float32"):
+        return build_model(style, model_config)
+
+
 @contextlib.contextmanager
 def averaged_weights(model: keras.Model) -> Iterator[None]:
     """Inside: the model holds its optimizer's moving average of the weights (if it keeps one).
@@ -457,16 +476,10 @@ def train(
     train_data = ImageBatches(dataset.train, shuffle=True, augment=augment, shard=shard, **common)
     val_data = ImageBatches(dataset.val, shard=shard, **common) if dataset.val else None
 
-    precision = hardware.training_precision(config.precision)
     keras.utils.set_random_seed(config.seed)
     if backup is None:
         initial_epoch = 0
-        with hardware.dtype_policy(precision):
-            model = build_model(config.style, model_config)
-        loss = "binary_crossentropy" if model_config.num_classes == 1 else "sparse_categorical_crossentropy"
-        optimizer = make_optimizer(config, len(train_data))
-        model.compile(optimizer=optimizer, loss=loss, metrics=["accuracy"],
-                      jit_compile=hardware.jit_compile())  # fmt: skip
+        model = build_training_model(config.style, model_config, config, len(train_data))
     else:
         # The backup holds the compiled model with its optimizer state (and the schedule's step).
         initial_epoch = backup.epochs_done
@@ -479,19 +492,18 @@ def train(
             print(f"resuming {out_dir} after epoch {initial_epoch} (of {config.epochs})", flush=True)
 
     monitor = "val_loss" if val_data is not None else "loss"
-    float32_model = None
+    kept_model = None
     if model.dtype_policy.name != "float32":  # keep a float32 model.keras, compiled alike
 
-        def float32_model() -> keras.Model:
-            with hardware.dtype_policy("float32"):
-                twin = build_model(config.style, model_config)
+        def kept_model() -> keras.Model:
+            twin = float32_model(config.style, model_config)
             twin.compile(optimizer=keras.optimizers.deserialize(keras.optimizers.serialize(model.optimizer)),
                          loss=model.loss, metrics=["accuracy"])  # fmt: skip
             twin.optimizer.build(twin.trainable_variables)  # saved whole: loads without warnings
             return twin
 
     keeper = _RunKeeper(out_dir, monitor, config.patience, backup.state if backup else None,
-                        write=chief, float32_model=float32_model)  # fmt: skip
+                        write=chief, float32_model=kept_model)  # fmt: skip
     input_wait = InputWait(train_data)
     # Fixed, un-augmented training images for the BatchNorm statistics (decoded once).
     order = np.random.default_rng(config.seed).permutation(len(dataset.train))
