@@ -13,6 +13,32 @@ from simplecnn.config import ModelConfig  # noqa: E402
 BACKEND = keras.backend.backend()
 
 
+@pytest.fixture(scope="session")
+def world(tmp_path_factory) -> dict[str, str]:
+    """For the adversarial suite (tests/adversarial/): ROOT/photos (DATA: cats/, dogs/),
+    ROOT/runs/run (RUN, a finished run), ROOT/mine (MINE: notes and a functional.png of the
+    user's), ROOT/mine.csv and ROOT/mine.png."""
+    from PIL import Image
+
+    from imagegen import make_folder
+    from simplecnn.config import TrainConfig
+    from simplecnn.training import train
+
+    root = tmp_path_factory.mktemp("world")
+    data = make_folder(str(root / "photos"), per_class=10)
+    run = root / "runs" / "run"
+    train(data, run, TrainConfig(image_size=32, epochs=1, batch_size=8), verbose=0)
+    (root / "mine").mkdir()
+    (root / "mine" / "notes.txt").write_text("my notes")
+    Image.new("RGB", (8, 8), (1, 2, 3)).save(root / "mine" / "functional.png")
+    (root / "mine.csv").write_text("my,own,table\n")
+    Image.new("RGB", (8, 8), (4, 5, 6)).save(root / "mine.png")
+    return {"ROOT": str(root), "DATA": data, "CLASS": os.path.join(data, "cats"),
+            "IMAGE": os.path.join(data, "cats", "img_000.jpg"), "RUN": str(run),
+            "RUNS": str(root / "runs"), "MINE": str(root / "mine"),
+            "MINEFILE": str(root / "mine.csv"), "MINEPNG": str(root / "mine.png")}  # fmt: skip
+
+
 @pytest.fixture
 def small_config() -> ModelConfig:
     """The seed's architecture on 32x32 images: same parameters, 64x less compute."""
@@ -39,3 +65,41 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+class _SmallDisk(type(__import__("pathlib").Path())):
+    """A folder on a 1 MiB filesystem; ``run`` runs a command that writes there."""
+
+    def run(self, cmd):
+        import subprocess
+
+        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+        return subprocess.run(cmd, capture_output=True, text=True, env=env, preexec_fn=self._limit)
+
+    _limit = None
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A real 1 MiB tmpfs where the machine allows mounting one (root, as on this project's
+    machines and CI); elsewhere the same folder with a 1 MiB file-size limit on the command
+    (RLIMIT_FSIZE: writes fail with EFBIG instead of ENOSPC, the same path in simplecnn)."""
+    import resource
+    import signal
+    import subprocess
+
+    folder = tmp_path / "small"
+    folder.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(folder)],
+                             capture_output=True).returncode == 0  # fmt: skip
+    disk = _SmallDisk(folder)
+    if not mounted:
+
+        def limit():
+            signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+            resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 20, 1 << 20))
+
+        disk._limit = limit
+    yield disk
+    if mounted:
+        subprocess.run(["umount", str(folder)], capture_output=True)

@@ -300,24 +300,6 @@ class _no_raise:
         return False
 
 
-def test_full_disk_is_one_line_and_debug_shows_the_traceback(tmp_path, monkeypatch, capsys):
-    import simplecnn.training
-
-    data = make_folder(str(tmp_path / "data"), per_class=8)
-
-    def no_space(path, data):
-        raise OSError(errno.ENOSPC, "No space left on device", path)
-
-    monkeypatch.setattr(simplecnn.training, "write_json", no_space)
-    assert main(["train", data, "--out", str(tmp_path / "run"), "--image-size", "32",
-                 "--batch-size", "4"]) == 2  # fmt: skip
-    err = capsys.readouterr().err.strip()
-    assert "run.json: No space left on device" in err and len(err.splitlines()) == 1
-    with pytest.raises(OSError):
-        main(["--debug", "train", data, "--out", str(tmp_path / "run2"), "--image-size", "32",
-              "--batch-size", "4"])  # fmt: skip
-
-
 def test_scan_reports_the_20000_pixel_image_without_decoding_it(tmp_path):
     make_folder(str(tmp_path), per_class=2)
     _bomb_png(tmp_path / "cats" / "huge.png")

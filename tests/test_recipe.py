@@ -142,16 +142,18 @@ def test_early_stopping_counts_epochs_without_a_better_validation_loss(
     small_config, tmp_path, patience, stops_after
 ):
     from simplecnn.models import build_model
-    from simplecnn.training import _RunKeeper
+    from simplecnn.training import EpochEnd
 
     model = build_model("functional", small_config)
     model.compile(optimizer="adam", loss="binary_crossentropy")
-    keeper = _RunKeeper(str(tmp_path), "val_loss", patience)
+    # Without validation images the training loss is monitored: fed here epoch by epoch.
+    keeper = EpochEnd(str(tmp_path), bn_batches=None, val_batches=None, precise_bn=False,
+                      patience=patience)  # fmt: skip
     keeper.set_model(model)
     stopped_at = None
     for epoch, val_loss in enumerate([1.0, 0.8, 0.9, 0.85, 0.95, 0.99]):
         model.stop_training = False
-        keeper.on_epoch_end(epoch, {"val_loss": val_loss})
+        keeper.on_epoch_end(epoch, {"loss": val_loss})
         if model.stop_training and stopped_at is None:
             stopped_at = epoch + 1
     assert stopped_at == stops_after

@@ -15,6 +15,7 @@ from simplecnn.config import TrainConfig
 from simplecnn.data import DataError
 from simplecnn.models import STYLES
 from simplecnn.reports import classification_metrics
+from simplecnn.errors import OutputError
 from simplecnn.training import RunError, evaluate, load_run, predict, train
 
 FAST = dict(image_size=32, epochs=2, batch_size=8, patience=5)
@@ -95,14 +96,17 @@ def test_same_seed_same_run(two_class, tmp_path):
     assert all(np.array_equal(x, y) for x, y in zip(wa, wb))
 
 
-def test_existing_run_dir_is_refused_unless_overwrite(two_class, tmp_path):
+def test_a_folder_simplecnn_did_not_make_is_refused_even_with_overwrite(two_class, tmp_path):
+    # Before issue 16, --overwrite deleted such a folder with whatever it held.
     (tmp_path / "run").mkdir()
     (tmp_path / "run" / "keep.txt").write_text("mine")
-    with pytest.raises(RunError, match="exists and is not empty"):
-        train(two_class, tmp_path / "run", TrainConfig(**FAST), verbose=0)
-    assert (tmp_path / "run" / "keep.txt").exists()
-    train(two_class, tmp_path / "run", TrainConfig(**FAST), overwrite=True, verbose=0)
-    assert not (tmp_path / "run" / "keep.txt").exists()
+    for overwrite in (False, True):
+        with pytest.raises(OutputError, match="exists and is not empty"):
+            train(two_class, tmp_path / "run", TrainConfig(**FAST), overwrite=overwrite, verbose=0)
+        assert (tmp_path / "run" / "keep.txt").read_text() == "mine"
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["keep.txt"]
+    train(two_class, tmp_path / "run2", TrainConfig(**FAST), verbose=0)
+    train(two_class, tmp_path / "run2", TrainConfig(**FAST), overwrite=True, verbose=0)  # its own run
 
 
 def test_bad_requests_fail_before_training(two_class, tmp_path):

@@ -22,9 +22,12 @@ _LAZY = {
     "compare_styles": "simplecnn.equivalence",
     "model_cost": "simplecnn.costs",
     "train": "simplecnn.training",
-    "evaluate": "simplecnn.training",
-    "predict": "simplecnn.training",
-    "load_run": "simplecnn.training",
+    "prepare": "simplecnn.training",
+    "evaluate": "simplecnn.inference",
+    "predict": "simplecnn.inference",
+    "load_run": "simplecnn.runs",
+    "explain_files": "simplecnn.explain",
+    "export_run": "simplecnn.export",
 }
 
 __all__ = ["ModelConfig", "TrainConfig", "__version__", *_LAZY]

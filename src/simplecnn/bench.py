@@ -25,14 +25,14 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 import time
 from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from simplecnn.errors import RunError, UsageError
+from simplecnn.backends import run_in_backend
+from simplecnn.errors import UsageError
 
 __all__ = ["matmul_peak_gflops", "run_bench", "format_table"]
 
@@ -148,19 +148,6 @@ def _worker(spec: dict[str, Any]) -> dict[str, Any]:
             "predict_batch": PREDICT_BATCH, "runs": out}  # fmt: skip
 
 
-def _run_backend(backend: str, spec: dict[str, Any]) -> dict[str, Any]:
-    env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    proc = subprocess.run(
-        [sys.executable, "-m", "simplecnn.bench", json.dumps(spec)],
-        env=env, capture_output=True, text=True,
-    )  # fmt: skip
-    lines = proc.stdout.strip().splitlines()
-    if proc.returncode != 0 or not lines:
-        last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
-        raise RunError(f"bench on the {backend} backend failed (exit {proc.returncode}): {last}")
-    return json.loads(lines[-1])
-
-
 def run_bench(
     styles: Sequence[str],
     backends: Sequence[str],
@@ -186,6 +173,9 @@ def run_bench(
                         ("steps", steps), ("rounds", rounds)):  # fmt: skip
         if not (isinstance(value, int) and value > 0):
             raise UsageError(f"bench: {name} must be a positive integer. Received: {value!r}")
+    from simplecnn.hardware import check_training_memory
+
+    check_training_memory(ModelConfig(input_shape=(image_size, image_size, 3)), batch_size)
     say = progress or (lambda _: None)
     say("measuring the float32 matmul peak (numpy, 2048x2048)")
     peak = matmul_peak_gflops()
@@ -198,7 +188,7 @@ def run_bench(
     for backend in backends:
         say(f"{backend}: {len(styles)} style(s) x 2 settings, {rounds} round(s) of {steps} steps "
             f"at {image_size}x{image_size}, batch {batch_size}")  # fmt: skip
-        result = _run_backend(backend, spec)
+        result = run_in_backend(backend, "simplecnn.bench", [json.dumps(spec)])
         by = {(r["style"], r["setting"]): r for r in result["runs"]}
         for style in styles:
             ours, default = by[(style, "simplecnn")], by[(style, "keras_default")]

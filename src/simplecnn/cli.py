@@ -1,35 +1,52 @@
 """The ``simplecnn`` command: parse arguments, call one library function, print.
 
-No ML logic lives here. A user error is one line on stderr and exit code 2; ``--debug`` shows
-the traceback instead.
+No ML logic lives here. The recipe flags of ``train`` and ``lr-find`` are built from
+:class:`simplecnn.config.TrainConfig`'s fields (help, default, bounds), so nothing is written
+twice. A user error (:class:`simplecnn.errors.UsageError`) is one line on stderr and exit code 2;
+anything else is a bug, said as such, with the traceback under ``--debug``.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
-import subprocess
 import sys
 from typing import Any, Callable
 
-from simplecnn.config import PRECISIONS
-from simplecnn.errors import TrainingError, UsageError
+from simplecnn.backends import BACKENDS
+from simplecnn.config import MAX_SIDE, STYLE_NAMES, flag_fields
+from simplecnn.errors import SimplecnnError, UsageError
 
-__all__ = ["main", "UsageError"]
-
-BACKENDS = ("tensorflow", "jax", "torch")
-STYLE_NAMES = ("sequential", "functional", "subclassing")
+__all__ = ["main", "build_parser"]
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
+def _say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+# --- argument types: every number is bounded, every bound is stated ---------------------------
+
+
+def _number(kind: type, low: float | None = None, high: float | None = None) -> Callable[[str], Any]:
+    """An argparse type: an int or finite float in [low, high], else one clear line."""
+
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            value = None
+        if kind is float and value is not None and not math.isfinite(value):
+            value = None
+        if kind is int and (value is None or value <= 0) and low is not None and low >= 1:
+            raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+        if value is None or (low is not None and value < low) or (high is not None and value > high):
+            what = "an integer" if kind is int else "a number"
+            raise argparse.ArgumentTypeError(f"expected {what} in [{low:g}, {high:g}], got {text!r}")
+        return value
+
+    return parse
 
 
 def _shape(text: str) -> tuple[int, int, int]:
@@ -38,23 +55,97 @@ def _shape(text: str) -> tuple[int, int, int]:
         shape = tuple(int(p) for p in parts)
     except ValueError:
         shape = ()
-    if len(shape) != 3 or min(shape) <= 0:
+    if len(shape) != 3 or min(shape) <= 0 or max(shape) > MAX_SIDE:
         raise argparse.ArgumentTypeError(
-            f"expected HEIGHT,WIDTH,CHANNELS such as 256,256,3, got {text!r}"
+            f"expected HEIGHT,WIDTH,CHANNELS such as 256,256,3 (sides up to {MAX_SIDE}), got {text!r}"
         )
     return shape  # type: ignore[return-value]
 
 
+def _add_model_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--input-shape", type=_shape, default=(256, 256, 3), metavar="H,W,C",
+                   help="image shape the model takes (default: 256,256,3, the seed's)")  # fmt: skip
+    p.add_argument("--num-classes", type=_number(int, 1, 100_000), default=1, metavar="N",
+                   help="1: sigmoid head (the seed's, default); N >= 2: softmax over N classes")  # fmt: skip
+    p.add_argument("--model-config", default=None, metavar="JSON",
+                   help="a JSON file of ModelConfig fields (filters, convs, dropout, dense_units, "
+                   "kernel_size) to change the seed's architecture")  # fmt: skip
+
+
 def _model_config(args: argparse.Namespace) -> Any:
+    """ModelConfig from --model-config (if given), --input-shape and --num-classes."""
+    return (_architecture(args) or _default_model()).replace(input_shape=args.input_shape,
+                                                              num_classes=args.num_classes)  # fmt: skip
+
+
+def _default_model() -> Any:
     from simplecnn.config import ModelConfig
 
-    return ModelConfig(input_shape=args.input_shape, num_classes=args.num_classes)
+    return ModelConfig()
 
 
-def _styles(choice: str) -> list[str]:
-    from simplecnn.models import STYLES
+def _architecture(args: argparse.Namespace) -> Any:
+    """The ModelConfig of ``--model-config FILE`` (its fields over the seed's), or None."""
+    from simplecnn.config import ModelConfig
 
-    return list(STYLES) if choice == "all" else [choice]
+    if not getattr(args, "model_config", None):
+        return None
+    try:
+        with open(args.model_config, encoding="utf-8") as f:
+            fields = json.load(f)
+    except OSError as exc:
+        raise UsageError(f"--model-config {args.model_config}: {exc.strerror}") from None
+    except ValueError as exc:
+        raise UsageError(f"--model-config {args.model_config}: not JSON ({exc})") from None
+    if not isinstance(fields, dict):
+        raise UsageError(f"--model-config {args.model_config}: expected a JSON object of ModelConfig fields")
+    return ModelConfig.from_dict({**ModelConfig().to_dict(), **fields})
+
+
+def _add_recipe_args(p: argparse.ArgumentParser) -> None:
+    """DATA_DIR and one flag per TrainConfig field (help, default and bounds from the field)."""
+    p.add_argument("data_dir", help="one sub-folder per class, or train/ and val/ folders of that form")
+    p.add_argument("--recipe", choices=["default", "plain"], default="default",
+                   help="plain: the seed tutorial's (Adam, constant lr, batch 32, no augmentation, "
+                   "no BatchNorm recompute), for comparison")  # fmt: skip
+    p.add_argument("--model-config", default=None, metavar="JSON",
+                   help="a JSON file of ModelConfig fields (filters, convs, dropout, dense_units, "
+                   "kernel_size) to train another architecture")  # fmt: skip
+    for f in flag_fields():
+        meta, kind = f.metadata, f.type.split(" | ")[0]
+        text = meta["help"] + ("" if f.default is None else f" (default: {f.default})")
+        name = "--" + f.name.replace("_", "-")
+        if meta["choices"]:
+            p.add_argument(name, choices=meta["choices"], type=type(meta["choices"][0]), help=text)
+        elif kind == "bool":
+            p.add_argument(name, action=argparse.BooleanOptionalAction, default=None, help=text)
+        else:
+            p.add_argument(name, type=_number(int if kind == "int" else float, meta["low"], meta["high"]),
+                           metavar=meta["metavar"], help=text)  # fmt: skip
+
+
+def _train_config(args: argparse.Namespace) -> Any:
+    """TrainConfig from the recipe (--recipe) and whichever flags were given."""
+    from simplecnn.config import PLAIN_RECIPE, TrainConfig
+
+    values = dict(PLAIN_RECIPE) if args.recipe == "plain" else {}
+    for f in flag_fields():
+        value = getattr(args, f.name, None)
+        if value is not None:
+            values[f.name] = value
+    return TrainConfig(**values)
+
+
+def _print_skipped(skipped: list, where: str) -> None:
+    """Name each skipped file once, with its reason (Skipped objects or their dicts)."""
+    if not skipped:
+        return
+    _say(f"skipped {len(skipped)} file(s) ({where}):")
+    for s in skipped[:20]:
+        path, reason = (s["path"], s["reason"]) if isinstance(s, dict) else (s.path, s.reason)
+        _say(f"  {path}: {reason}")
+    if len(skipped) > 20:
+        _say(f"  ... and {len(skipped) - 20} more")
 
 
 # --- commands ---------------------------------------------------------------------------------
@@ -62,10 +153,10 @@ def _styles(choice: str) -> list[str]:
 
 def cmd_summary(args: argparse.Namespace) -> int:
     from simplecnn.costs import format_cost, model_cost
-    from simplecnn.models import build_model
+    from simplecnn.models import STYLES, build_model
 
     config = _model_config(args)
-    for style in _styles(args.style):
+    for style in list(STYLES) if args.style == "all" else [args.style]:
         model = build_model(style, config)
         print(f"== {style} ==")
         model.summary(expand_nested=args.expand_nested)
@@ -74,180 +165,55 @@ def cmd_summary(args: argparse.Namespace) -> int:
     return 0
 
 
-def _compare_rows_other_backend(backend: str, args: argparse.Namespace) -> list[dict]:
-    """Run ``compare --json`` under another backend in a child process (one backend a process)."""
-    cmd = [
-        sys.executable, "-m", "simplecnn", "--backend", backend, "compare", "--json",
-        "--input-shape", ",".join(map(str, args.input_shape)),
-        "--num-classes", str(args.num_classes),
-    ]  # fmt: skip
-    done = subprocess.run(cmd, capture_output=True, text=True)
-    if done.stdout.strip().startswith("["):
-        return json.loads(done.stdout)
-    reason = (done.stderr.strip().splitlines() or ["no output"])[-1]
-    return [{"style": "-", "backend": backend, "ok": False, "failures": [reason]}]
+def cmd_compare(args: argparse.Namespace) -> int:
+    from simplecnn.equivalence import TOLERANCE, compare_backends, format_compare
 
-
-def _installed_backends() -> list[str]:
-    import importlib.util
-
-    modules = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}
-    return [b for b in BACKENDS if importlib.util.find_spec(modules[b]) is not None]
-
-
-def _backend_list(text: str, current: str) -> list[str]:
-    """--backends: "current", "all" / "installed", or a comma list of backend names."""
-    if text == "current":
-        return [current]
-    if text in ("all", "installed"):
-        return _installed_backends()
-    backends = [b.strip() for b in text.split(",") if b.strip()]
-    unknown = [b for b in backends if b not in BACKENDS]
-    if unknown or not backends:
-        raise UsageError(
-            f"Unknown backend(s) {unknown or [text]} in --backends. Allowed: "
-            f"{', '.join(BACKENDS)}, all (or installed), current"
-        )
-    missing = [b for b in backends if b not in _installed_backends()]
-    if missing:
-        raise UsageError(
-            f"backend(s) {missing} not installed; install the extra, e.g. pip install "
-            f"'simplecnn[{missing[0]}]'"
-        )
-    return backends
+    rows = compare_backends(_model_config(args), args.backends, plot_dir=args.plot_dir)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        print("Each style gets the Functional model's (random) weights, then must match it: "
+              f"outputs in inference mode and gradients of one training step within {TOLERANCE:g}, "
+              "a .keras save/load round trip, and a plot_model drawing.")  # fmt: skip
+        print(format_compare(rows))
+    return 0 if rows and all(r["ok"] for r in rows) else 1
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
+    from simplecnn.backends import parse_backends
     from simplecnn.bench import format_table, run_bench
 
     styles = list(STYLE_NAMES) if args.styles == "all" else [s.strip() for s in args.styles.split(",")]
     for style in styles:
         if style not in STYLE_NAMES:
             raise UsageError(f"Unknown style {style!r} in --styles. Allowed: all, {', '.join(STYLE_NAMES)}")
-    backends = _backend_list(args.backends, os.environ.get("KERAS_BACKEND", "tensorflow"))
-    report = run_bench(styles, backends, image_size=args.image_size, batch_size=args.batch_size,
-                       steps=args.steps, rounds=args.rounds,
-                       progress=lambda m: print(m, file=sys.stderr, flush=True))  # fmt: skip
+    report = run_bench(styles, parse_backends(args.backends), image_size=args.image_size,
+                       batch_size=args.batch_size, steps=args.steps, rounds=args.rounds,
+                       progress=_say)  # fmt: skip
     print(json.dumps(report, indent=2) if args.json else format_table(report))
     return 0
 
 
-def _format_compare(rows: list[dict]) -> str:
-    header = (
-        "style", "backend", "total", "trainable", "non-train", "output",
-        "max|dout|", "max|dgrad|", "save/load", "plot_model", "ok",
-    )  # fmt: skip
-    table = [header]
-    for r in rows:
-        if "total_params" not in r:
-            table.append((r["style"], r["backend"], *["-"] * 8, "FAIL"))
-            continue
-        table.append(
-            (
-                r["style"],
-                r["backend"],
-                f"{r['total_params']:,}",
-                f"{r['trainable_params']:,}",
-                f"{r['non_trainable_params']:,}",
-                "(" + ", ".join("None" if d is None else str(d) for d in r["output_shape"]) + ")",
-                f"{r['max_output_diff']:.2e}",
-                f"{r['max_grad_diff']:.2e}",
-                f"{r['save_load_diff']:.2e}",
-                "yes" if r["plot_ok"] else "NO",
-                "ok" if r["ok"] else "FAIL",
-            )
-        )
-    widths = [max(len(str(row[i])) for row in table) for i in range(len(header))]
-    lines = ["  ".join(str(c).ljust(w) for c, w in zip(row, widths)) for row in table]
-    lines.insert(1, "-" * len(lines[0]))
-    for r in rows:
-        for failure in r.get("failures", []):
-            lines.append(f"FAIL {r['style']} on {r['backend']}: {failure}")
-    return "\n".join(lines)
-
-
-def cmd_compare(args: argparse.Namespace) -> int:
-    from simplecnn.equivalence import TOLERANCE
-
-    current = os.environ.get("KERAS_BACKEND", "tensorflow")
-    backends = _backend_list(args.backends, current)
-    rows: list[dict] = []
-    for backend in backends:
-        if backend == current:
-            from simplecnn.equivalence import compare_styles
-
-            checks = compare_styles(_model_config(args), plot_dir=args.plot_dir)
-            rows += [c.to_dict() for c in checks]
-        else:
-            rows += _compare_rows_other_backend(backend, args)
-    if args.json:
-        print(json.dumps(rows, indent=2))
-    else:
-        print(
-            "Each style gets the Functional model's (random) weights, then must match it: "
-            f"outputs in inference mode and gradients of one training step within {TOLERANCE:g}, "
-            "a .keras save/load round trip, and a plot_model drawing."
-        )
-        print(_format_compare(rows))
-    return 0 if rows and all(r["ok"] for r in rows) else 1
-
-
-def _print_skipped(skipped: list, where: str) -> None:
-    if not skipped:
-        return
-    print(f"skipped {len(skipped)} file(s) ({where}):", file=sys.stderr)
-    for s in skipped[:20]:
-        print(f"  {s.path}: {s.reason}", file=sys.stderr)
-    if len(skipped) > 20:
-        print(f"  ... and {len(skipped) - 20} more", file=sys.stderr)
-
-
-def _default_run_dir(style: str) -> str:
-    import time
-
-    return os.path.join("runs", time.strftime("%Y%m%d-%H%M%S") + f"-{style}")
-
-
-# TrainConfig fields the train and lr-find commands take as flags (None: the recipe's value).
-_RECIPE_FLAGS = (
-    "style", "image_size", "epochs", "batch_size", "validation_split", "seed", "augment",
-    "class_weight", "optimizer", "weight_decay", "learning_rate", "schedule", "warmup_epochs",
-    "precise_bn", "ema_epochs", "patience", "cache", "time_budget", "precision",
-)  # fmt: skip
-
-
-def _train_config(args: argparse.Namespace) -> Any:
-    """TrainConfig from the recipe (--recipe) and whichever flags were given."""
-    from simplecnn.config import PLAIN_RECIPE, TrainConfig
-
-    values = dict(PLAIN_RECIPE) if getattr(args, "recipe", "default") == "plain" else {}
-    for name in _RECIPE_FLAGS:
-        value = getattr(args, name, None)
-        if value is not None:
-            values[name] = value
-    return TrainConfig(**values)
-
-
 def cmd_train(args: argparse.Namespace) -> int:
-    from simplecnn.config import TrainConfig
+    from simplecnn import distributed
     from simplecnn.training import train
 
     config = _train_config(args)
-    from simplecnn import distributed
-
     dist = distributed.from_env(args.coordinator, args.num_processes, args.process_id)
     if dist is not None:
-        distributed.initialize(dist)
         if args.out is None:
             raise UsageError("a multi-process job needs --out, the same in every process")
+        distributed.initialize(dist)
     out = args.out or _default_run_dir(config.style)
     result = train(args.data_dir, out, config, overwrite=args.overwrite, resume=args.resume,
-                   verbose=2 if args.quiet_progress else "auto")  # fmt: skip
-    if not distributed.is_chief():
+                   verbose=2 if args.quiet_progress else "auto", architecture=_architecture(args))  # fmt: skip
+    if distributed.process_slice()[0] != 0:
         return 0  # process 0 reports
     _print_skipped(result.skipped, f"recorded in {os.path.join(out, 'files.json')}")
+    for warning in result.warnings:
+        _say(f"warning: {warning}")
     if result.stopped == "nan":
-        print(f"simplecnn train: error: {result.message}", file=sys.stderr)
+        _say(f"simplecnn train: error: {result.message}")
         return 1
     best = ", ".join(f"{k} {v:.4f}" for k, v in sorted(result.best.items()))
     print(f"trained {config.style} on {len(result.class_names)} classes {result.class_names} "
@@ -259,12 +225,18 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _default_run_dir(style: str) -> str:
+    import time
+
+    return os.path.join("runs", time.strftime("%Y%m%d-%H%M%S") + f"-{style}")
+
+
 def cmd_lr_find(args: argparse.Namespace) -> int:
     from simplecnn.lr_find import lr_find
 
-    png = args.out or "lr_find.png"
-    result = lr_find(args.data_dir, _train_config(args), start_lr=args.start_lr,
-                     end_lr=args.end_lr, steps=args.steps, png=png)  # fmt: skip
+    result = lr_find(args.data_dir, _train_config(args), start_lr=args.start_lr, end_lr=args.end_lr,
+                     steps=args.steps, png=args.out or "lr_find.png",
+                     architecture=_architecture(args))  # fmt: skip
     print(f"tried {len(result['lrs'])} learning rates from {result['lrs'][0]:.2g} to "
           f"{result['lrs'][-1]:.2g}; lowest loss at {result['min_loss_lr']:.2g}, steepest fall "
           f"at {result['steepest']:.2g}")  # fmt: skip
@@ -273,65 +245,27 @@ def cmd_lr_find(args: argparse.Namespace) -> int:
 
 
 def cmd_launch(args: argparse.Namespace) -> int:
-    """Start N local processes of one multi-process job and watch them."""
-    import signal
-    import socket
-    import time
+    from simplecnn.distributed import launch
 
-    if not args.command_args or args.command_args[0] != "train":
-        raise UsageError("launch runs a train command: simplecnn launch --num-processes 2 train DATA --out RUN")
-    port = args.port
-    if port is None:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-    procs = []
-    for i in range(args.num_processes):
-        env = {
-            **os.environ,
-            "KERAS_BACKEND": "jax",
-            "SIMPLECNN_COORDINATOR": f"127.0.0.1:{port}",
-            "SIMPLECNN_NUM_PROCESSES": str(args.num_processes),
-            "SIMPLECNN_PROCESS_ID": str(i),
-        }
-        cmd = [sys.executable, "-m", "simplecnn", *(["--debug"] if args.debug else []), *args.command_args]
-        procs.append(subprocess.Popen(cmd, env=env))
-    failed = None
-    try:
-        while True:
-            codes = [p.poll() for p in procs]  # poll every process, each time
-            failed = next(((i, c) for i, c in enumerate(codes) if c not in (None, 0)), None)
-            if failed or all(c == 0 for c in codes):
-                break
-            time.sleep(0.2)
-    finally:
-        if failed or any(p.poll() is None for p in procs):
-            for p in procs:
-                if p.poll() is None:
-                    p.send_signal(signal.SIGTERM)
-            deadline = time.time() + 10
-            for p in procs:
-                try:
-                    p.wait(timeout=max(0.1, deadline - time.time()))
-                except subprocess.TimeoutExpired:
-                    p.kill()
+    failed = launch(args.num_processes, args.command_args, port=args.port, debug=args.debug)
     if failed:
         i, code = failed
-        print(f"simplecnn launch: error: process {i} of {args.num_processes} exited with code {code}; "
-              "stopped the others (run the same command again to resume from the last backup)",
-              file=sys.stderr)  # fmt: skip
+        _say(f"simplecnn launch: error: process {i} of {args.num_processes} exited with code "
+             f"{code}; stopped the others (run the same command again to resume from the last backup)")  # fmt: skip
         return 1
     return 0
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from simplecnn.training import evaluate
+    from simplecnn.inference import evaluate
 
     m = evaluate(args.run_dir, args.data_dir, out_dir=args.out, threshold=args.threshold, tta=args.tta)
     if args.json:
-        print(json.dumps({k: v for k, v in m.items()}, indent=2))
+        from simplecnn.outputs import dumps_json
+
+        print(dumps_json(m))
         return 0
-    _print_skipped([type("S", (), s)() for s in m["skipped"]], "not evaluated")
+    _print_skipped(m["skipped"], "not evaluated")
     auc = "n/a (one class present)" if m["roc_auc"] is None else f"{m['roc_auc']:.4f}"
     print(f"evaluated {m['n']} images of {m['class_names']} ({m['averaging']})")
     print(f"accuracy  {m['accuracy']:.4f}\nprecision {m['precision']:.4f}\n"
@@ -347,27 +281,16 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    import csv
-    import io
+    from simplecnn.inference import format_predictions, is_prediction_file, predict
+    from simplecnn.outputs import check_file_target, write_text
 
-    from simplecnn.training import predict
-
+    if args.output:  # refused before any work if it would replace a file simplecnn did not write
+        check_file_target(args.output, "--output", is_prediction_file)
     rows, skipped = predict(args.run_dir, args.paths, threshold=args.threshold, tta=args.tta)
-    if args.format == "json":
-        text = json.dumps(rows, indent=2, ensure_ascii=False) + "\n"
-    else:
-        buf = io.StringIO()
-        writer = csv.writer(buf, lineterminator="\n")
-        writer.writerow(["path", "label", "probability"])
-        for r in rows:
-            writer.writerow([r["path"], r["label"], f"{r['probability']:.6f}"])
-        text = buf.getvalue()
+    text = format_predictions(rows, args.format)
     if args.output:
-        tmp = args.output + ".tmp"
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, args.output)
-        print(f"wrote {len(rows)} predictions to {args.output}", file=sys.stderr)
+        write_text(args.output, text)
+        _say(f"wrote {len(rows)} predictions to {args.output}")
     else:
         sys.stdout.write(text)
     _print_skipped(skipped, "not predicted")
@@ -377,48 +300,15 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
-    from simplecnn.data import Skipped, list_images, load_image
-    from simplecnn.errors import DataError
-    from simplecnn.explain import display_image, explain_picture
-    from simplecnn.runs import load_run, write_json
+    from simplecnn.explain import explain_files
 
-    run = load_run(args.run_dir)
-    names = run.class_names
-    class_index = None
-    if args.class_name is not None:
-        if args.class_name not in names:
-            raise UsageError(f"unknown class {args.class_name!r} for --class. Allowed: {', '.join(names)}")
-        class_index = names.index(args.class_name)
-    files, skipped = list_images(args.images)
-    out = args.out or os.path.join(args.run_dir, "explain")
-    os.makedirs(out, exist_ok=True)
-    rows = []
-    used: set[str] = set()
-    for path in files:
-        try:
-            pixels = load_image(path, run.image_size, run.channels)
-            shown = display_image(path)
-        except DataError as exc:
-            skipped.append(Skipped(path, str(exc).split(": ", 1)[-1]))
-            continue
-        figure, cam = explain_picture(run.model, pixels, shown, names, args.layer, class_index)
-        i = int(cam.probabilities[0].argmax())  # the prediction (--class may explain another)
-        label, prob = names[i], float(cam.probabilities[0, i])
-        stem = os.path.splitext(os.path.basename(path))[0]
-        name, n = f"{stem}_gradcam.png", 1
-        while name in used:  # same file name in two folders
-            n += 1
-            name = f"{stem}_{n}_gradcam.png"
-        used.add(name)
-        target = os.path.join(out, name)
-        figure.save(target + ".tmp.png")
-        os.replace(target + ".tmp.png", target)
-        rows.append({"path": path, "label": label, "probability": prob, "layer": cam.layer,
-                     "explains": names[int(cam.class_indices[0])], "png": target})
-        print(f"{path}: {label} ({prob:.3f}) -> {target}")
-    write_json(os.path.join(out, "explain.json"), rows)
-    _print_skipped(skipped, "not explained")
-    if not rows:
+    def progress(row: dict) -> None:
+        print(f"{row['path']}: {row['label']} ({row['probability']:.3f}) -> {row['png']}", flush=True)
+
+    result = explain_files(args.run_dir, args.images, out_dir=args.out, layer=args.layer,
+                           class_name=args.class_name, on_image=progress)  # fmt: skip
+    _print_skipped(result.skipped, "not explained")
+    if not result.rows:
         raise UsageError("no readable image among the given paths")
     return 0
 
@@ -432,91 +322,33 @@ def cmd_export(args: argparse.Namespace) -> int:
     acc = ""
     if c.get("keras_accuracy") is not None:
         acc = (f"; accuracy {c['export_accuracy']:.4f} vs Keras {c['keras_accuracy']:.4f} "
-               f"({c['accuracy_change']:+.4f})")
+               f"({c['accuracy_change']:+.4f})")  # fmt: skip
     tol = f" (tolerance {c['tolerance']:g})" if c["tolerance"] is not None else ""
     print(f"wrote {result.path}")
     print(f"check on {c['images']}: max |export - keras| = {c['max_abs_difference']:.2e}{tol}, "
           f"same label {c['label_agreement']:.1%}{acc}; {c['export_img_per_s']:.1f} img/s "
-          f"(Keras {c['keras_img_per_s']:.1f}); {c['artifact_bytes'] / 1e6:.2f} MB")
+          f"(Keras {c['keras_img_per_s']:.1f}); {c['artifact_bytes'] / 1e6:.2f} MB")  # fmt: skip
     print(f"check {'passed' if c['passed'] else 'FAILED'}: {os.path.join(result.out_dir, 'check.json')}")
     return 0 if c["passed"] else 1
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    try:
-        import uvicorn
-    except ImportError:
-        raise UsageError("serve needs FastAPI and uvicorn: pip install 'simplecnn[serve]'") from None
-    from simplecnn.serve import create_app
+    from simplecnn.serve import serve
 
-    app = create_app(args.run_dir, max_upload_bytes=args.max_upload_mb * 1024 * 1024,
-                     max_batch=args.max_batch)  # fmt: skip
-    print(f"serving {args.run_dir} on http://{args.host}:{args.port}/ (API: /predict, /health, /docs)",
-          file=sys.stderr)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning" if args.quiet else "info")
+    serve(args.run_dir, host=args.host, port=args.port, max_upload_mb=args.max_upload_mb,
+          max_batch=args.max_batch, quiet=args.quiet, say=_say)  # fmt: skip
     return 0
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    import tempfile
-    import time
+    from simplecnn.demo import run_demo
 
-    from simplecnn.config import TrainConfig
-    from simplecnn.demo import write_lfw_folders
-    from simplecnn.equivalence import compare_styles
-    from simplecnn.models import STYLES, build_model
-    from simplecnn.training import evaluate, predict, train
-
-    start = time.perf_counter()
-    out = args.out or os.path.join("runs", "demo")
-    print("== 1. The seed's model in three Keras styles ==")
-    for style in STYLES:
-        build_model(style).summary()
-    print("\n== 2. Proof they are one model (simplecnn compare) ==")
-    rows = [c.to_dict() for c in compare_styles()]
-    print(_format_compare(rows))
-    print("\n== 3. Train on real images: faces vs. background from LFW (scikit-image's lfw_subset) ==")
-    data = os.path.join(out, "data")
-    if os.path.isdir(out) and not set(os.listdir(out)) <= {"data", "run"}:
-        raise UsageError(f"{out}: exists and is not a demo folder; choose another --out")
-    import shutil
-
-    shutil.rmtree(out, ignore_errors=True)  # a previous demo's data/ and run/
-    counts = write_lfw_folders(data, seed=args.seed)
-    print(f"wrote {sum(sum(c.values()) for c in counts.values())} PNG files to {data}: "
-          + "; ".join(f"{k} {v}" for k, v in counts.items()))  # fmt: skip
-    run_dir = os.path.join(out, "run")
-    config = TrainConfig(style=args.style, image_size=32, epochs=args.epochs, batch_size=16,
-                         seed=args.seed, learning_rate=3e-3, patience=8)  # fmt: skip
-    result = train(data, run_dir, config, verbose=2 if args.quiet_progress else "auto")
-    print(f"trained {args.style} in {result.seconds:.1f} s; best epoch {result.best_epoch}: "
-          f"val_accuracy {result.best.get('val_accuracy', float('nan')):.3f}")  # fmt: skip
-    print("\n== 4. Evaluate on the held-out test images ==")
-    m = evaluate(run_dir, os.path.join(data, "test"))
-    print(f"test accuracy {m['accuracy']:.3f}, ROC-AUC {m['roc_auc']:.3f}, F1 {m['f1']:.3f} "
-          f"on {m['n']} images never seen in training")  # fmt: skip
-    preds, _ = predict(run_dir, [os.path.join(data, "test", "face")])
-    print(f"predict on {os.path.join(data, 'test', 'face')}: "
-          f"{sum(p['label'] == 'face' for p in preds)}/{len(preds)} called 'face'")
-    print(f"\nrun directory: {run_dir} (model.keras, run.json, history.csv, curves.png, logs/, "
-          "evaluation/confusion_matrix.png, roc_curve.png, most_wrong.png)")
-    print(f"demo finished in {time.perf_counter() - start:.0f} s")
-    ok = all(r["ok"] for r in rows)
+    ok = run_demo(args.out or os.path.join("runs", "demo"), style=args.style, epochs=args.epochs,
+                  seed=args.seed, quiet_progress=args.quiet_progress)  # fmt: skip
     return 0 if ok else 1
 
 
 # --- parser -----------------------------------------------------------------------------------
-
-
-def _add_model_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--input-shape", type=_shape, default=(256, 256, 3), metavar="H,W,C",
-        help="image shape the model takes (default: 256,256,3, the seed's)",
-    )  # fmt: skip
-    p.add_argument(
-        "--num-classes", type=_positive_int, default=1, metavar="N",
-        help="1: sigmoid head (the seed's, default); N >= 2: softmax over N classes",
-    )  # fmt: skip
 
 
 class _Parser(argparse.ArgumentParser):
@@ -526,88 +358,45 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
 
 
-def _add_recipe_args(p: argparse.ArgumentParser) -> None:
-    """DATA_DIR and the recipe flags shared by train and lr-find (defaults: TrainConfig's)."""
-    p.add_argument("data_dir", help="one sub-folder per class, or train/ and val/ folders of that form")
-    p.add_argument("--recipe", choices=["default", "plain"], default="default",
-                   help="plain: the seed tutorial's (Adam, constant lr, batch 32, no augmentation, "
-                   "no BatchNorm recompute), for comparison")
-    p.add_argument("--style", choices=STYLE_NAMES, help="default functional")
-    p.add_argument("--image-size", type=_positive_int, help="side in pixels (default 256)")
-    p.add_argument("--epochs", type=_positive_int, help="at most this many (default 20)")
-    p.add_argument("--batch-size", type=_positive_int, help="default 16")
-    p.add_argument("--validation-split", type=float,
-                   help="held-out fraction when there is no val/ folder (default 0.2; 0: none)")
-    p.add_argument("--seed", type=int, help="default 0")
-    p.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None,
-                   help="random flip, rotation and zoom (default: on below 10,000 training images)")
-    p.add_argument("--class-weight", choices=["balanced"], default=None)
-    p.add_argument("--optimizer", choices=["adam", "adamw"], help="default adam")
-    p.add_argument("--weight-decay", type=float, help="AdamW's (default 0.004)")
-    p.add_argument("--learning-rate", type=float, help="peak learning rate (default 1e-3)")
-    p.add_argument("--schedule", choices=["cosine", "constant"],
-                   help="cosine: warm-up then cosine decay (default)")
-    p.add_argument("--warmup-epochs", type=int, help="default 1")
-    p.add_argument("--precise-bn", action=argparse.BooleanOptionalAction, default=None,
-                   help="recompute BatchNorm statistics before each validation (default on)")
-    p.add_argument("--ema-epochs", type=float, metavar="N",
-                   help="validate and keep a moving average of the weights over about N epochs "
-                   "(0: raw weights)")
-    p.add_argument("--patience", type=_positive_int, help="stop after N epochs without a better validation loss (default: off)")
-    p.add_argument("--cache", action=argparse.BooleanOptionalAction, default=None,
-                   help="keep decoded images in memory (default: when they fit in 1 GiB)")
-    p.add_argument("--precision", choices=PRECISIONS,
-                   help="training arithmetic (default auto: bfloat16 where the hardware is fast "
-                   "at it); the kept model is float32")
-    p.add_argument("--time-budget", type=float, metavar="SECONDS",
-                   help="stop before an epoch that would run past this much training time")
-
-
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
-        prog="simplecnn",
-        description="The seed tutorial's CNN classifier in three Keras styles: "
-        "summarize, compare, train, evaluate, predict.",
-    )
+    parser = _Parser(prog="simplecnn", description="The seed tutorial's CNN classifier in three "
+                     "Keras styles: summarize, compare, train, evaluate, predict, explain, export, "
+                     "serve.")  # fmt: skip
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
-    parser.add_argument(
-        "--backend", choices=BACKENDS, default=None,
-        help="Keras backend (default: $KERAS_BACKEND, else tensorflow)",
-    )  # fmt: skip
-    sub = parser.add_subparsers(
-        dest="command", metavar="COMMAND", required=True, parser_class=_Parser
-    )
+    parser.add_argument("--backend", choices=BACKENDS, default=None,
+                        help="Keras backend (default: $KERAS_BACKEND, else tensorflow)")  # fmt: skip
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True, parser_class=_Parser)
+    styles = ["all", *STYLE_NAMES]
+    image = _number(int, 1, MAX_SIDE)
 
     p = sub.add_parser("summary", help="Keras summaries plus FLOPs and activation memory")
-    p.add_argument(
-        "--style", default="all", choices=["all", *STYLE_NAMES],
-    )  # fmt: skip
+    p.add_argument("--style", default="all", choices=styles)
     p.add_argument("--expand-nested", action="store_true", help="show the subclassed blocks' layers")
     _add_model_args(p)
     p.set_defaults(func=cmd_summary)
 
     p = sub.add_parser("compare", help="prove the three styles are one model (exit 1 if not)")
     p.add_argument("--json", action="store_true", help="print the checks as JSON")
-    p.add_argument(
-        "--backends", default="current", metavar="LIST",
-        help="current (default), all (every installed backend) or a comma list",
-    )  # fmt: skip
-    p.add_argument("--plot-dir", default=None, help="keep the plot_model PNGs in this folder")
+    p.add_argument("--backends", default="current", metavar="LIST",
+                   help="current (default), all (every installed backend) or a comma list")  # fmt: skip
+    p.add_argument("--plot-dir", default=None,
+                   help="keep the plot_model PNGs in this folder (new PNGs, or ones simplecnn drew)")
     _add_model_args(p)
     p.set_defaults(func=cmd_compare)
 
     p = sub.add_parser("train", help="train on a folder of images; writes a run directory")
     _add_recipe_args(p)
     p.add_argument("--out", default=None, help="run directory (default runs/DATE-STYLE)")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace a finished run in --out (only a simplecnn run is replaced)")
     p.add_argument("--resume", action="store_true",
                    help="continue the unfinished run in --out (the same command does this anyway)")
     p.add_argument("--quiet-progress", action="store_true", help="one line per epoch, no bar")
     p.add_argument("--coordinator", default=None, metavar="HOST:PORT",
                    help="multi-process job: process 0's address ($SIMPLECNN_COORDINATOR)")
-    p.add_argument("--num-processes", type=_positive_int, default=None,
+    p.add_argument("--num-processes", type=_number(int, 1, 4096), default=None,
                    help="multi-process job: how many ($SIMPLECNN_NUM_PROCESSES)")
-    p.add_argument("--process-id", type=int, default=None,
+    p.add_argument("--process-id", type=_number(int, 0, 4095), default=None,
                    help="multi-process job: this one, 0..N-1 ($SIMPLECNN_PROCESS_ID)")
     p.set_defaults(func=cmd_train)
 
@@ -615,33 +404,37 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--styles", default="all", help="all (default) or a comma list")
     p.add_argument("--backends", default="installed", metavar="LIST",
                    help="installed (default), current, or a comma list")
-    p.add_argument("--image-size", type=_positive_int, default=256)
-    p.add_argument("--batch-size", type=_positive_int, default=16)
-    p.add_argument("--steps", type=_positive_int, default=4, help="training steps per timing")
-    p.add_argument("--rounds", type=_positive_int, default=2,
-                   help="timings per configuration, interleaved; the median is reported")
+    p.add_argument("--image-size", type=image, default=256, help="default 256")
+    p.add_argument("--batch-size", type=_number(int, 1, 8192), default=16, help="default 16")
+    p.add_argument("--steps", type=_number(int, 1, 10_000), default=4,
+                   help="training steps per timing (default 4)")
+    p.add_argument("--rounds", type=_number(int, 1, 1000), default=2,
+                   help="timings per configuration, interleaved; the median is reported (default 2)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("lr-find", help="loss against a growing learning rate; suggests one")
     _add_recipe_args(p)
-    p.add_argument("--steps", type=_positive_int, default=100)
-    p.add_argument("--start-lr", type=float, default=1e-7)
-    p.add_argument("--end-lr", type=float, default=10.0)
-    p.add_argument("--out", default=None, help="the PNG to write (default lr_find.png)")
+    p.add_argument("--steps", type=_number(int, 5, 100_000), default=100, help="default 100")
+    p.add_argument("--start-lr", type=_number(float, 1e-12, 1e3), default=1e-7, help="default 1e-7")
+    p.add_argument("--end-lr", type=_number(float, 1e-12, 1e3), default=10.0, help="default 10")
+    p.add_argument("--out", default=None,
+                   help="the PNG to write (default lr_find.png; a new file or one simplecnn drew)")
     p.set_defaults(func=cmd_lr_find)
 
     p = sub.add_parser("launch", help="run a train command as N local processes (JAX data parallel)")
-    p.add_argument("--num-processes", type=_positive_int, required=True)
-    p.add_argument("--port", type=int, default=None, help="coordinator port (default: a free one)")
+    p.add_argument("--num-processes", type=_number(int, 1, 256), required=True)
+    p.add_argument("--port", type=_number(int, 1, 65535), default=None,
+                   help="coordinator port (default: a free one)")
     p.add_argument("command_args", nargs=argparse.REMAINDER, metavar="train ...")
     p.set_defaults(func=cmd_launch)
 
+    threshold = _number(float, 0.0, 1.0)
     p = sub.add_parser("evaluate", help="metrics, confusion matrix, ROC curve, most-wrong images")
     p.add_argument("run_dir")
     p.add_argument("data_dir", help="class sub-folders named as in training")
     p.add_argument("--out", default=None, help="where to write (default RUN_DIR/evaluation)")
-    p.add_argument("--threshold", type=float, default=0.5, help="decision threshold (binary runs)")
+    p.add_argument("--threshold", type=threshold, default=0.5, help="decision threshold (binary runs)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.add_argument("--tta", action="store_true",
                    help="test-time augmentation: average over each image and its mirror image")
@@ -651,8 +444,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_dir")
     p.add_argument("paths", nargs="+", metavar="PATH", help="image files, folders or glob patterns")
     p.add_argument("--format", choices=["csv", "json"], default="csv")
-    p.add_argument("--output", default=None, help="write to this file instead of stdout")
-    p.add_argument("--threshold", type=float, default=0.5, help="decision threshold (binary runs)")
+    p.add_argument("--output", default=None,
+                   help="write to this file instead of stdout (a new file, or one simplecnn wrote)")
+    p.add_argument("--threshold", type=threshold, default=0.5, help="decision threshold (binary runs)")
     p.add_argument("--tta", action="store_true",
                    help="test-time augmentation: average over each image and its mirror image")
     p.set_defaults(func=cmd_predict)
@@ -672,25 +466,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quantize", choices=["int8"], default=None,
                    help="post-training int8 quantization (onnx, litert)")
     p.add_argument("--out", default=None, help="folder to write (default RUN_DIR/export/FORMAT)")
-    p.add_argument("--check-images", type=_positive_int, default=64,
+    p.add_argument("--check-images", type=_number(int, 1, 100_000), default=64,
                    help="validation images the export is checked on (default 64)")
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("serve", help="HTTP API and web page for a run's model")
     p.add_argument("run_dir")
     p.add_argument("--host", default="127.0.0.1", help="default 127.0.0.1 (this machine only)")
-    p.add_argument("--port", type=int, default=8000)
-    p.add_argument("--max-upload-mb", type=_positive_int, default=10)
-    p.add_argument("--max-batch", type=_positive_int, default=16,
-                   help="most concurrent requests gathered into one model call (1: no batching)")
+    p.add_argument("--port", type=_number(int, 1, 65535), default=8000, help="default 8000")
+    p.add_argument("--max-upload-mb", type=_number(int, 1, 1024), default=10, help="default 10")
+    p.add_argument("--max-batch", type=_number(int, 1, 1024), default=16,
+                   help="most concurrent requests gathered into one model call (1: no batching; default 16)")
     p.add_argument("--quiet", action="store_true", help="no access log")
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("demo", help="the three styles, their proof, and a real training run")
     p.add_argument("--out", default=None, help="demo folder (default runs/demo)")
     p.add_argument("--style", default="functional", choices=STYLE_NAMES)
-    p.add_argument("--epochs", type=_positive_int, default=30)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--epochs", type=_number(int, 1, 10_000), default=30, help="default 30")
+    p.add_argument("--seed", type=_number(int, 0, 2**32 - 1), default=0, help="default 0")
     p.add_argument("--quiet-progress", action="store_true", help="one line per epoch, no bar")
     p.set_defaults(func=cmd_demo)
     return parser
@@ -728,6 +522,10 @@ def _one_line(exc: BaseException) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``simplecnn`` command. Returns the exit code."""
+    # File names are bytes the user chose: print those that are not UTF-8 as the same bytes.
+    for stream in (sys.stdout, sys.stderr):
+        if hasattr(stream, "reconfigure") and getattr(stream, "encoding", "").lower().replace("-", "") == "utf8":
+            stream.reconfigure(errors="surrogateescape")
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.backend:
@@ -737,17 +535,19 @@ def main(argv: list[str] | None = None) -> int:
         if not args.debug:
             _quiet_backends()
         return func(args)
-    except (ValueError, OSError, TrainingError) as exc:
+    except (SimplecnnError, OSError) as exc:
+        # Ours on purpose (UsageError: yours to fix, 2; TrainingError/BackendError: 1), or the
+        # operating system refusing a path the user gave (a permission, a missing folder).
         if args.debug:
             raise
-        print(f"simplecnn {args.command}: error: {_one_line(exc)}", file=sys.stderr)
-        return 1 if isinstance(exc, TrainingError) else 2
+        _say(f"simplecnn {args.command}: error: {_one_line(exc)}")
+        return 2 if isinstance(exc, (UsageError, OSError)) else 1
+    except KeyboardInterrupt:
+        _say(f"simplecnn {args.command}: interrupted")
+        return 130
     except Exception as exc:  # a bug: still one line, the traceback with --debug
         if args.debug:
             raise
-        print(f"simplecnn {args.command}: internal error: {type(exc).__name__}: {_one_line(exc)} "
-              "(run again with --debug for the traceback)", file=sys.stderr)  # fmt: skip
+        _say(f"simplecnn {args.command}: internal error (a bug in simplecnn; please report it): "
+             f"{type(exc).__name__}: {_one_line(exc)} (run again with --debug for the traceback)")  # fmt: skip
         return 1
-    except KeyboardInterrupt:
-        print(f"simplecnn {args.command}: interrupted", file=sys.stderr)
-        return 130

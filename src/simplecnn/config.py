@@ -4,13 +4,30 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+import math
 from typing import Any
 
-__all__ = ["ModelConfig", "TrainConfig", "PLAIN_RECIPE", "AUGMENT_BELOW", "CACHE_BELOW_BYTES", "PRECISIONS"]
+from simplecnn.errors import ConfigError
+
+__all__ = [
+    "ModelConfig", "TrainConfig", "PLAIN_RECIPE", "AUGMENT_BELOW", "CACHE_BELOW_BYTES", "PRECISIONS",
+    "STYLE_NAMES", "MAX_SIDE", "flag_fields",
+]  # fmt: skip
+
+# The model styles (simplecnn.models.STYLES builds them, in this order).
+STYLE_NAMES = ("sequential", "functional", "subclassing")
+
+# Largest image side (and model input side) simplecnn accepts; memory is checked separately
+# against the machine before training (simplecnn.hardware.check_training_memory).
+MAX_SIDE = 8192
 
 
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 @dataclass(frozen=True)
@@ -44,59 +61,64 @@ class ModelConfig:
             if isinstance(value, list):
                 object.__setattr__(self, name, tuple(value))
             elif not isinstance(value, tuple):
-                raise ValueError(
+                raise ConfigError(
                     f"ModelConfig.{name} must be a tuple. Received: {name}={value!r}"
                 )
         shape = self.input_shape
         if len(shape) != 3 or not all(_is_int(d) and d > 0 for d in shape):
-            raise ValueError(
+            raise ConfigError(
                 "ModelConfig.input_shape must be three positive integers "
                 f"(height, width, channels). Received: input_shape={shape!r}"
             )
+        if max(shape[:2]) > MAX_SIDE or shape[2] > 4:
+            raise ConfigError(
+                f"ModelConfig.input_shape must have sides of at most {MAX_SIDE} and at most 4 "
+                f"channels. Received: input_shape={shape!r}"
+            )
         n_blocks = len(self.filters)
-        if n_blocks < 1:
-            raise ValueError(
-                f"ModelConfig.filters needs at least one block. Received: filters={self.filters!r}"
+        if not 1 <= n_blocks <= 8:
+            raise ConfigError(
+                f"ModelConfig.filters needs 1 to 8 blocks. Received: filters={self.filters!r}"
             )
         for name in ("convs", "dropout"):
             if len(getattr(self, name)) != n_blocks:
-                raise ValueError(
+                raise ConfigError(
                     f"ModelConfig.{name} needs one entry per block ({n_blocks}, as in "
                     f"filters={self.filters!r}). Received: {name}={getattr(self, name)!r}"
                 )
         for name in ("filters", "convs"):
             values = getattr(self, name)
-            if not all(_is_int(v) and v > 0 for v in values):
-                raise ValueError(
-                    f"ModelConfig.{name} must hold positive integers. Received: {name}={values!r}"
+            if not all(_is_int(v) and 0 < v <= 4096 for v in values):
+                raise ConfigError(
+                    f"ModelConfig.{name} must hold integers in [1, 4096]. Received: {name}={values!r}"
                 )
         if not all(
             isinstance(r, (int, float)) and not isinstance(r, bool) and 0.0 <= r < 1.0
             for r in self.dropout
         ):
-            raise ValueError(
+            raise ConfigError(
                 "ModelConfig.dropout rates must be numbers in [0, 1). "
                 f"Received: dropout={self.dropout!r}"
             )
-        if not (_is_int(self.dense_units) and self.dense_units > 0):
-            raise ValueError(
-                "ModelConfig.dense_units must be a positive integer. "
+        if not (_is_int(self.dense_units) and 0 < self.dense_units <= 65536):
+            raise ConfigError(
+                "ModelConfig.dense_units must be an integer in [1, 65536]. "
                 f"Received: dense_units={self.dense_units!r}"
             )
-        if not (_is_int(self.num_classes) and self.num_classes >= 1):
-            raise ValueError(
-                "ModelConfig.num_classes must be 1 (binary, sigmoid) or an integer >= 2 "
+        if not (_is_int(self.num_classes) and 1 <= self.num_classes <= 100_000):
+            raise ConfigError(
+                "ModelConfig.num_classes must be 1 (binary, sigmoid) or an integer in [2, 100000] "
                 f"(softmax). Received: num_classes={self.num_classes!r}"
             )
-        if not (_is_int(self.kernel_size) and self.kernel_size > 0):
-            raise ValueError(
-                "ModelConfig.kernel_size must be a positive integer. "
+        if not (_is_int(self.kernel_size) and 0 < self.kernel_size <= 31):
+            raise ConfigError(
+                "ModelConfig.kernel_size must be an integer in [1, 31]. "
                 f"Received: kernel_size={self.kernel_size!r}"
             )
         # Each block halves height and width; the image must survive every pooling.
         smallest = 2**n_blocks
         if shape[0] < smallest or shape[1] < smallest:
-            raise ValueError(
+            raise ConfigError(
                 f"ModelConfig.input_shape {shape!r} is too small for {n_blocks} pooling "
                 f"blocks: height and width must be at least {smallest}."
             )
@@ -120,7 +142,7 @@ class ModelConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
-            raise ValueError(
+            raise ConfigError(
                 f"Unknown ModelConfig field(s) {unknown}. Allowed: {sorted(known)}"
             )
         return cls(**data)
@@ -128,6 +150,18 @@ class ModelConfig:
     def replace(self, **changes: Any) -> "ModelConfig":
         """A copy with some fields changed (validated again)."""
         return dataclasses.replace(self, **changes)
+
+
+    def activation_elements(self) -> int:
+        """Forward activations of one image, in elements: the sum of every layer's output size
+        (what :func:`simplecnn.costs.model_cost` counts from the built model, without Keras)."""
+        h, w, _ = self.input_shape
+        total = 0
+        for filters, convs in zip(self.filters, self.convs):
+            total += convs * h * w * filters  # the convolutions, at this block's resolution
+            h, w = h // 2, w // 2
+            total += 3 * h * w * filters  # pool, BatchNorm, dropout
+        return total + self.filters[-1] + self.dense_units + self.num_classes
 
 
 # Folders with fewer training images than this are augmented by default.
@@ -139,116 +173,73 @@ PRECISIONS = ("auto", "float32", "mixed_bfloat16")
 # Decoded images are cached in memory by default while they take at most this many bytes.
 CACHE_BELOW_BYTES = 1 << 30
 
-# The seed tutorial's plain recipe, for comparisons: Keras defaults (Adam 1e-3, constant),
-# no augmentation, batch 32, BatchNorm's own moving averages, no early stopping to speak of.
-PLAIN_RECIPE = dict(
-    augment=False, optimizer="adam", learning_rate=1e-3, schedule="constant", precise_bn=False,
-    batch_size=32, patience=10_000, ema_epochs=0.0,
-)  # fmt: skip
+
+def _option(default: Any, help: str, *, low: float | None = None, high: float | None = None,
+            choices: tuple | None = None, metavar: str | None = None) -> Any:  # fmt: skip
+    """A TrainConfig field with what the command line and validation need: help, bounds, choices."""
+    meta = {"help": help, "low": low, "high": high, "choices": choices, "metavar": metavar}
+    return field(default=default, metadata=meta)
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """How ``simplecnn train`` trains: the recipe and the data handling."""
+    """How ``simplecnn train`` trains: the recipe and the data handling.
 
-    # Which Keras style builds the model: "sequential", "functional" or "subclassing".
-    style: str = "functional"
-    # Images are resized to image_size x image_size (the seed's 256 by default).
-    image_size: int = 256
-    # 3: RGB (the seed); 1: grayscale.
-    channels: int = 3
-    # Upper bound on epochs; early stopping usually ends sooner.
-    epochs: int = 20
-    batch_size: int = 16
-    # Fraction of each class held out for validation when the folder has no train/val split.
-    validation_split: float = 0.2
-    # Seeds weights, dropout, the validation split, shuffling and augmentation.
-    seed: int = 0
-    # Random flip, +-10 degree rotation and 0.9-1.1 zoom of training images.
-    # None (default): on when the training set has fewer than AUGMENT_BELOW images.
-    augment: bool | None = None
-    # None, or "balanced": weight classes inversely to their frequency.
-    class_weight: str | None = None
-    # "adam" (Keras's default) or "adamw" (Adam with decoupled weight decay).
-    optimizer: str = "adam"
-    # Weight decay of AdamW (ignored by Adam).
-    weight_decay: float = 0.004
-    # Peak learning rate.
-    learning_rate: float = 1e-3
-    # "cosine": linear warm-up, then cosine decay to 1% over the planned epochs; "constant".
-    schedule: str = "cosine"
-    # Epochs of linear learning-rate warm-up (cosine schedule only).
-    warmup_epochs: int = 1
-    # Recompute BatchNorm statistics on training images before each validation ("precise BN").
-    precise_bn: bool = True
-    # Validate, keep and return an exponential moving average of the weights that spans about
-    # this many epochs (0: the raw weights). Training itself runs on the raw weights.
-    ema_epochs: float = 5.0
-    # Early stopping: epochs without a better validation loss before stopping (None: off; the
-    # default, since the cosine schedule sets the length, and validation loss on a small folder
-    # stays flat and noisy for many epochs while accuracy still improves).
-    patience: int | None = None
-    # Keep decoded images in memory after the first epoch. None (default): on when the
-    # decoded training and validation images fit in CACHE_BELOW_BYTES; beyond that, images
-    # stream from disk every epoch and memory stays flat however many there are.
-    cache: bool | None = None
-    # "auto" (default): Keras's mixed_bfloat16 where the hardware computes bfloat16 fast (see
-    # simplecnn.hardware), else float32; or "float32" / "mixed_bfloat16". Training only: the
-    # kept model is float32.
-    precision: str = "auto"
-    # Stop at the end of the epoch after which another epoch would pass this many seconds of
-    # training (None: no limit).
-    time_budget: float | None = None
+    Each field's ``metadata`` holds its help text, bounds and choices; ``__post_init__`` checks
+    them and the command line builds its flags from them (:func:`flag_fields`), so a default,
+    a bound or a help text is written once, here.
+    """
+
+    style: str = _option("functional", "which Keras style builds the model", choices=STYLE_NAMES)
+    image_size: int = _option(256, "images are resized to this side in pixels (the seed's 256)",
+                              low=4, high=MAX_SIDE, metavar="PIXELS")  # fmt: skip
+    channels: int = _option(3, "3: RGB (the seed); 1: grayscale", choices=(1, 3))
+    epochs: int = _option(20, "epochs of the schedule", low=1, high=100_000)
+    batch_size: int = _option(16, "images per optimizer step", low=1, high=8192)
+    validation_split: float = _option(
+        0.2, "fraction of each class held out for validation when the folder has no train/val "
+        "split (0: none)", low=0.0, high=0.99, metavar="FRACTION")  # fmt: skip
+    seed: int = _option(0, "seeds weights, dropout, the validation split, shuffling and "
+                        "augmentation", low=0, high=2**32 - 1)  # fmt: skip
+    augment: bool | None = _option(
+        None, "random flip, +-10 degree rotation, 0.9-1.1 zoom, +-10%% shift, brightness and "
+        f"contrast of training images (default: on below {AUGMENT_BELOW:,} training images)")
+    class_weight: str | None = _option(None, "weight classes inversely to their frequency",
+                                       choices=("balanced",))  # fmt: skip
+    optimizer: str = _option("adam", "adam, or adamw (decoupled weight decay)",
+                             choices=("adam", "adamw"))  # fmt: skip
+    weight_decay: float = _option(0.004, "AdamW's weight decay (ignored by Adam)", low=0.0, high=1.0)
+    learning_rate: float = _option(1e-3, "peak learning rate", low=1e-9, high=10.0, metavar="LR")
+    schedule: str = _option("cosine", "cosine: linear warm-up, then cosine decay to 1%% over the "
+                            "planned epochs; constant", choices=("cosine", "constant"))  # fmt: skip
+    warmup_epochs: int = _option(1, "epochs of linear learning-rate warm-up (cosine schedule)",
+                                 low=0, high=100_000)  # fmt: skip
+    precise_bn: bool = _option(True, "recompute BatchNorm statistics on training images before "
+                               "each validation (\"precise BN\")")  # fmt: skip
+    ema_epochs: float = _option(
+        5.0, "validate, keep and return a moving average of the weights over about this many "
+        "epochs (0: the raw weights); training itself runs on the raw weights",
+        low=0.0, high=100_000.0, metavar="N")  # fmt: skip
+    patience: int | None = _option(
+        None, "early stopping: epochs without a better validation loss before stopping "
+        "(default: off; the schedule sets the length)", low=1, high=100_000)  # fmt: skip
+    cache: bool | None = _option(
+        None, "keep decoded images in memory after the first epoch (default: when the decoded "
+        f"training and validation images fit in {CACHE_BELOW_BYTES / 2**30:g} GiB)")
+    precision: str = _option(
+        "auto", "training arithmetic: auto picks mixed_bfloat16 where the hardware computes it "
+        "fast (simplecnn.hardware); the kept model is float32 either way", choices=PRECISIONS)
+    time_budget: float | None = _option(
+        None, "stop before an epoch that would run past this many seconds of training",
+        low=0.001, high=30 * 86400.0, metavar="SECONDS")  # fmt: skip
 
     def __post_init__(self) -> None:
-        for name in ("image_size", "epochs", "batch_size", "patience"):
-            value = getattr(self, name)
-            if name == "patience" and value is None:
-                continue
-            if not (_is_int(value) and value > 0):
-                raise ValueError(f"{name} must be a positive integer. Received: {name}={value!r}")
+        for f in dataclasses.fields(self):
+            _check_field(f, getattr(self, f.name))
         if self.image_size < 4:
-            raise ValueError(
+            raise ConfigError(
                 f"image_size must be at least 4 (two 2x2 poolings). Received: {self.image_size}"
             )
-        if self.channels not in (1, 3):
-            raise ValueError(f"channels must be 1 or 3. Received: channels={self.channels!r}")
-        if not (isinstance(self.validation_split, (int, float)) and 0 <= self.validation_split < 1):
-            raise ValueError(
-                "validation_split must be in [0, 1). "
-                f"Received: validation_split={self.validation_split!r}"
-            )
-        if self.class_weight not in (None, "balanced"):
-            raise ValueError(
-                "class_weight must be None or 'balanced'. "
-                f"Received: class_weight={self.class_weight!r}"
-            )
-        if not (isinstance(self.learning_rate, (int, float)) and self.learning_rate > 0):
-            raise ValueError(
-                f"learning_rate must be positive. Received: learning_rate={self.learning_rate!r}"
-            )
-        if not _is_int(self.seed):
-            raise ValueError(f"seed must be an integer. Received: seed={self.seed!r}")
-        choices = {"optimizer": ("adam", "adamw"), "schedule": ("cosine", "constant"),
-                   "precision": PRECISIONS}  # fmt: skip
-        for name, allowed in choices.items():
-            if getattr(self, name) not in allowed:
-                raise ValueError(
-                    f"{name} must be one of {allowed}. Received: {name}={getattr(self, name)!r}"
-                )
-        if not (_is_int(self.warmup_epochs) and self.warmup_epochs >= 0):
-            raise ValueError(
-                f"warmup_epochs must be an integer >= 0. Received: {self.warmup_epochs!r}"
-            )
-        if not (isinstance(self.ema_epochs, (int, float)) and not isinstance(self.ema_epochs, bool)
-                and self.ema_epochs >= 0):  # fmt: skip
-            raise ValueError(f"ema_epochs must be >= 0. Received: ema_epochs={self.ema_epochs!r}")
-        if not (isinstance(self.weight_decay, (int, float)) and self.weight_decay >= 0):
-            raise ValueError(f"weight_decay must be >= 0. Received: {self.weight_decay!r}")
-        if self.time_budget is not None and not (
-            isinstance(self.time_budget, (int, float)) and self.time_budget > 0
-        ):
-            raise ValueError(f"time_budget must be positive seconds. Received: {self.time_budget!r}")
 
     def augment_for(self, n_train: int) -> bool:
         """Whether to augment a training set of ``n_train`` images."""
@@ -262,3 +253,41 @@ class TrainConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+def _check_field(f: dataclasses.Field, value: Any) -> None:
+    """Check one TrainConfig value against its field's type, choices and bounds."""
+    meta = f.metadata
+    optional = f.default is None
+    if value is None and optional:
+        return
+    kind = f.type.split(" | ")[0] if isinstance(f.type, str) else getattr(f.type, "__name__", "")
+    received = f"Received: {f.name}={value!r}"
+    if meta.get("choices"):
+        if value not in meta["choices"] or isinstance(value, bool) != isinstance(meta["choices"][0], bool):
+            allowed = ", ".join(map(repr, meta["choices"]))
+            raise ConfigError(f"Unknown {f.name} {value!r}: {f.name} must be one of {allowed}"
+                              f"{' or None' if optional else ''}. {received}")  # fmt: skip
+        return
+    if kind == "bool":
+        if not isinstance(value, bool):
+            raise ConfigError(f"{f.name} must be True or False{' or None' if optional else ''}. {received}")
+        return
+    ok = _is_int(value) if kind == "int" else _is_number(value)
+    low, high = meta.get("low"), meta.get("high")
+    if not ok or (low is not None and value < low) or (high is not None and value > high):
+        what = "an integer" if kind == "int" else "a finite number"
+        raise ConfigError(f"{f.name} must be {what} in [{low:g}, {high:g}]. {received}")
+
+
+def flag_fields() -> list[dataclasses.Field]:
+    """TrainConfig's fields, in order: what ``train`` and ``lr-find`` take as flags."""
+    return list(dataclasses.fields(TrainConfig))
+
+
+# The seed tutorial's plain recipe, for comparisons: Keras defaults (Adam 1e-3, constant),
+# no augmentation, batch 32, BatchNorm's own moving averages, no early stopping to speak of.
+PLAIN_RECIPE = dict(
+    augment=False, optimizer="adam", learning_rate=1e-3, schedule="constant", precise_bn=False,
+    batch_size=32, patience=10_000, ema_epochs=0.0,
+)  # fmt: skip

@@ -17,11 +17,21 @@ from dataclasses import dataclass
 
 from simplecnn.errors import UsageError
 
-__all__ = ["DistConfig", "from_env", "initialize", "current", "is_chief", "TIMEOUT_S"]
+__all__ = ["DistConfig", "from_env", "initialize", "process_slice", "launch", "timeout_s"]
 
 # Seconds to wait for all processes to join, and without a heartbeat before a process that
 # died is declared dead and the others stop ($SIMPLECNN_DIST_TIMEOUT_S overrides).
-TIMEOUT_S = int(os.environ.get("SIMPLECNN_DIST_TIMEOUT_S", "60"))
+TIMEOUT_S = 60
+
+
+def timeout_s() -> int:
+    """The coordination timeout: $SIMPLECNN_DIST_TIMEOUT_S (read when a job starts), else 60."""
+    text = os.environ.get("SIMPLECNN_DIST_TIMEOUT_S", "")
+    if not text:
+        return TIMEOUT_S
+    if not text.isdigit() or int(text) < 1:
+        raise UsageError(f"SIMPLECNN_DIST_TIMEOUT_S must be a positive integer. Received: {text!r}")
+    return int(text)
 
 ENV = {
     "coordinator": "SIMPLECNN_COORDINATOR",
@@ -75,12 +85,12 @@ def from_env(
     return DistConfig(coordinator, num_processes, process_id)
 
 
-_CURRENT: DistConfig | None = None
-
-
 def initialize(config: DistConfig) -> None:
-    """Join the job and make Keras replicate models across every process's devices."""
-    global _CURRENT
+    """Join the job and make Keras replicate models across every process's devices.
+
+    What changes is Keras's own distribution setting (``keras.distribution.set_distribution``),
+    which every model built afterwards follows; :func:`process_slice` reads it back.
+    """
     import keras
 
     if keras.backend.backend() != "jax":
@@ -96,22 +106,71 @@ def initialize(config: DistConfig) -> None:
         coordinator_address=config.coordinator,
         num_processes=config.num_processes,
         process_id=config.process_id,
-        initialization_timeout=TIMEOUT_S,
-        heartbeat_timeout_seconds=TIMEOUT_S,
-        shutdown_timeout_seconds=TIMEOUT_S,
+        initialization_timeout=timeout_s(),
+        heartbeat_timeout_seconds=timeout_s(),
+        shutdown_timeout_seconds=timeout_s(),
     )
     devices = keras.distribution.list_devices()
     keras.distribution.set_distribution(
         keras.distribution.DataParallel(devices=devices, auto_shard_dataset=False)
     )
-    _CURRENT = config
 
 
-def current() -> DistConfig | None:
-    """The job this process joined, or None."""
-    return _CURRENT
+def process_slice() -> tuple[int, int]:
+    """``(this process's index, number of processes)`` of the job Keras's distribution setting
+    spans; ``(0, 1)`` without one. Process 0 is the chief, the one that writes files."""
+    import keras
+
+    if keras.backend.backend() != "jax" or keras.distribution.distribution() is None:
+        return 0, 1
+    import jax
+
+    return jax.process_index(), jax.process_count()
 
 
-def is_chief() -> bool:
-    """True in a single process, and in process 0 of a job: the one that writes files."""
-    return _CURRENT is None or _CURRENT.process_id == 0
+def launch(num_processes: int, argv: list[str], port: int | None = None, debug: bool = False,
+           poll_s: float = 0.2) -> tuple[int, int] | None:  # fmt: skip
+    """Run ``simplecnn ARGV`` as ``num_processes`` local processes of one job and watch them.
+
+    If one exits with an error, the others are stopped at once (SIGTERM, then SIGKILL after
+    10 s). Returns None when all finished, else ``(process index, exit code)`` of the first
+    that failed.
+    """
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    if not argv or argv[0] != "train":
+        raise UsageError("launch runs a train command: simplecnn launch --num-processes 2 train DATA --out RUN")
+    if port is None:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+    procs = []
+    for i in range(num_processes):
+        env = {**os.environ, "KERAS_BACKEND": "jax", ENV["coordinator"]: f"127.0.0.1:{port}",
+               ENV["num_processes"]: str(num_processes), ENV["process_id"]: str(i)}  # fmt: skip
+        cmd = [sys.executable, "-m", "simplecnn", *(["--debug"] if debug else []), *argv]
+        procs.append(subprocess.Popen(cmd, env=env))
+    failed = None
+    try:
+        while True:
+            codes = [p.poll() for p in procs]  # poll every process, each time
+            failed = next(((i, c) for i, c in enumerate(codes) if c not in (None, 0)), None)
+            if failed or all(c == 0 for c in codes):
+                break
+            time.sleep(poll_s)
+    finally:
+        if failed or any(p.poll() is None for p in procs):
+            for p in procs:
+                if p.poll() is None:
+                    p.send_signal(signal.SIGTERM)
+            deadline = time.time() + 10
+            for p in procs:
+                try:
+                    p.wait(timeout=max(0.1, deadline - time.time()))
+                except subprocess.TimeoutExpired:
+                    p.kill()
+    return failed

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import shutil
 import sys
 import tempfile
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Iterator
 
 import keras
 import numpy as np
@@ -23,6 +25,8 @@ __all__ = [
     "param_counts",
     "StyleCheck",
     "compare_styles",
+    "compare_backends",
+    "format_compare",
     "TOLERANCE",
 ]
 
@@ -155,36 +159,19 @@ def gradients(
     Returns:
         One NumPy array per trainable weight.
     """
+    from simplecnn.backends import gradients as backend_gradients
+
     loss_fn = _loss_fn(model)
     variables = model.trainable_variables
-    backend = keras.backend.backend()
-    if backend == "tensorflow":
-        import tensorflow as tf
+    non_trainable = [v.value for v in model.non_trainable_variables]
 
-        with tf.GradientTape() as tape:
-            loss = loss_fn(y, model(x, training=training))
-        grads = tape.gradient(loss, variables)
-    elif backend == "jax":
-        import jax
+    def loss_of(params: list) -> Any:
+        y_pred, _ = model.stateless_call(params, non_trainable, x, training=training)
+        return loss_fn(y, y_pred)
 
-        trainable = [v.value for v in variables]
-        non_trainable = [v.value for v in model.non_trainable_variables]
-
-        def loss_of(params: list) -> Any:
-            y_pred, _ = model.stateless_call(params, non_trainable, x, training=training)
-            return loss_fn(y, y_pred)
-
-        grads = jax.grad(loss_of)(trainable)
-    elif backend == "torch":
-        for v in variables:
-            v.value.grad = None
-        loss = loss_fn(y, model(x, training=training))
-        loss.backward()
-        grads = [v.value.grad for v in variables]
-    else:  # pragma: no cover - numpy/openvino backends cannot differentiate
-        raise ValueError(f"Gradients are not available on the {backend!r} backend.")
+    grads = backend_gradients(loss_of, [v.value for v in variables])
     keys = _weight_key(model)
-    return {keys[id(v)]: keras.ops.convert_to_numpy(g) for v, g in zip(variables, grads)}
+    return {keys[id(v)]: g for v, g in zip(variables, grads)}
 
 
 def param_counts(model: keras.Model) -> tuple[int, int, int]:
@@ -198,14 +185,37 @@ def _max_abs_diff(a: Any, b: Any) -> float:
     return float(np.max(np.abs(np.asarray(a, dtype="float64") - np.asarray(b, dtype="float64"))))
 
 
-def _can_plot(model: keras.Model, path: str) -> tuple[bool, str]:
-    """Whether ``keras.utils.plot_model`` can draw the model; the reason if not."""
-    # graphviz's `dot` may live beside this interpreter (a virtual environment's bin/).
+@contextlib.contextmanager
+def _dot_on_path() -> Iterator[None]:
+    """graphviz's `dot` may live beside this interpreter (a virtual environment's bin/): put
+    that folder on PATH while plot_model runs, and restore PATH after."""
+    saved = os.environ.get("PATH", "")
     bindir = os.path.dirname(sys.executable)
-    if bindir not in os.environ.get("PATH", "").split(os.pathsep):
-        os.environ["PATH"] = bindir + os.pathsep + os.environ.get("PATH", "")
+    if bindir not in saved.split(os.pathsep):
+        os.environ["PATH"] = bindir + os.pathsep + saved
     try:
-        keras.utils.plot_model(model, to_file=path, show_shapes=True, show_layer_names=True)
+        yield
+    finally:
+        os.environ["PATH"] = saved
+
+
+def _can_plot(model: keras.Model, path: str) -> tuple[bool, str]:
+    """Whether ``keras.utils.plot_model`` can draw the model (into ``path``, as a PNG signed
+    as simplecnn's); the reason if not."""
+    from PIL import Image, PngImagePlugin
+
+    from simplecnn.outputs import PNG_METADATA, atomic_write
+
+    try:
+        with atomic_write(path, suffix=".png") as tmp:
+            with _dot_on_path():
+                keras.utils.plot_model(model, to_file=tmp, show_shapes=True, show_layer_names=True)
+            info = PngImagePlugin.PngInfo()
+            for key, value in PNG_METADATA.items():
+                info.add_text(key, value)
+            with Image.open(tmp) as drawn:
+                drawn.load()
+                drawn.save(tmp, "PNG", pnginfo=info)
     except Exception as exc:  # plot_model raises ImportError, OSError, ... by environment
         return False, f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
     ok = os.path.exists(path) and os.path.getsize(path) > 0
@@ -268,6 +278,11 @@ def compare_styles(
     """
     config = config or ModelConfig()
     styles = list(styles or STYLES)
+    if plot_dir is not None:
+        _check_plot_dir(plot_dir, styles)
+    from simplecnn.hardware import check_training_memory
+
+    check_training_memory(config, batch_size)  # a training step per style, refused if too big
     rng = np.random.default_rng(seed)
     x = rng.uniform(0.0, 1.0, (batch_size, *config.input_shape)).astype("float32")
     if config.num_classes == 1:
@@ -347,3 +362,67 @@ def compare_styles(
         return rows
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _check_plot_dir(plot_dir: str, styles: list[str]) -> None:
+    """The plot folder may hold anything, but the PNGs compare writes must be new or its own."""
+    from simplecnn.errors import OutputError
+    from simplecnn.outputs import check_file_target, is_own_png
+
+    if os.path.lexists(plot_dir) and not os.path.isdir(plot_dir):
+        raise OutputError(f"--plot-dir {plot_dir}: exists and is not a folder")
+    try:
+        os.makedirs(plot_dir, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"--plot-dir {plot_dir}: cannot create the folder ({exc.strerror})") from None
+    for style in styles:
+        check_file_target(os.path.join(plot_dir, f"{style}.png"), "--plot-dir", is_own_png)
+
+
+def compare_backends(config: ModelConfig, backends: str = "current",
+                     plot_dir: str | None = None) -> list[dict[str, Any]]:  # fmt: skip
+    """:func:`compare_styles` on each backend of ``--backends`` (others in child processes).
+
+    Returns:
+        One dict per (style, backend); a backend whose process failed gives one failing row.
+    """
+    from simplecnn.backends import current, parse_backends, run_in_backend
+    from simplecnn.errors import BackendError
+
+    rows: list[dict[str, Any]] = []
+    for backend in parse_backends(backends):
+        if backend == current():
+            rows += [c.to_dict() for c in compare_styles(config, plot_dir=plot_dir)]
+            continue
+        try:
+            rows += run_in_backend(backend, "simplecnn.equivalence", [json.dumps(config.to_dict())])
+        except BackendError as exc:
+            rows.append({"style": "-", "backend": backend, "ok": False, "failures": [str(exc)]})
+    return rows
+
+
+def format_compare(rows: list[dict[str, Any]]) -> str:
+    """``compare``'s table: one line per style and backend, then every failure."""
+    header = ("style", "backend", "total", "trainable", "non-train", "output", "max|dout|",
+              "max|dgrad|", "save/load", "plot_model", "ok")  # fmt: skip
+    table = [header]
+    for r in rows:
+        if "total_params" not in r:
+            table.append((r["style"], r["backend"], *["-"] * 8, "FAIL"))
+            continue
+        shape = "(" + ", ".join("None" if d is None else str(d) for d in r["output_shape"]) + ")"
+        table.append((r["style"], r["backend"], f"{r['total_params']:,}", f"{r['trainable_params']:,}",
+                      f"{r['non_trainable_params']:,}", shape, f"{r['max_output_diff']:.2e}",
+                      f"{r['max_grad_diff']:.2e}", f"{r['save_load_diff']:.2e}",
+                      "yes" if r["plot_ok"] else "NO", "ok" if r["ok"] else "FAIL"))  # fmt: skip
+    widths = [max(len(str(row[i])) for row in table) for i in range(len(header))]
+    lines = ["  ".join(str(c).ljust(w) for c, w in zip(row, widths)) for row in table]
+    lines.insert(1, "-" * len(lines[0]))
+    for r in rows:
+        for failure in r.get("failures", []):
+            lines.append(f"FAIL {r['style']} on {r['backend']}: {failure}")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":  # one backend's rows for compare_backends: python -m simplecnn.equivalence CONFIG_JSON
+    print(json.dumps([c.to_dict() for c in compare_styles(ModelConfig.from_dict(json.loads(sys.argv[1])))]))

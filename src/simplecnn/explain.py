@@ -13,8 +13,8 @@ The score is the class's logit (before sigmoid or softmax), as in the Grad-CAM p
 saturated probability would give vanishing gradients. For a binary model the logit of the
 explained class is ``+z`` for the second class and ``-z`` for the first.
 
-The gradient is the one backend-specific step (``tf.GradientTape``, ``jax.grad``, torch
-autograd); everything else is ``keras.ops``.
+The gradient is the one backend-specific step (:func:`simplecnn.backends.gradients`);
+everything else is ``keras.ops``.
 """
 
 from __future__ import annotations
@@ -28,11 +28,14 @@ import numpy as np
 from keras import ops
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 
+from simplecnn.backends import gradients
 from simplecnn.data import scale_pixels
+from simplecnn.errors import UsageError
+from simplecnn.heads import class_probabilities
 from simplecnn.models import leaf_layers
 
 __all__ = ["GradCam", "gradcam", "conv_layer_names", "overlay", "display_image", "explain_figure",
-           "explain_picture"]
+           "explain_picture", "explain_files", "ExplainResult"]
 
 
 @dataclass
@@ -74,7 +77,7 @@ def _split(model: keras.Model, layer_name: str | None):
     else:
         allowed = conv_layer_names(model)
         if layer_name not in allowed:
-            raise ValueError(
+            raise UsageError(
                 f"Unknown layer {layer_name!r} for Grad-CAM. Allowed: {', '.join(allowed)}"
             )
         cut = next(i for i, layer in enumerate(layers) if layer.name == layer_name)
@@ -88,34 +91,6 @@ def _run(layers: Sequence[keras.layers.Layer], x):
     for layer in layers:
         x = layer(x, training=False)
     return x
-
-
-def _gradient(fn: Callable, x) -> np.ndarray:
-    """d sum(fn(x)) / dx on the current Keras backend."""
-    backend = keras.backend.backend()
-    if backend == "tensorflow":
-        import tensorflow as tf
-
-        x = tf.convert_to_tensor(x)
-        with tf.GradientTape() as tape:
-            tape.watch(x)
-            total = tf.reduce_sum(fn(x))
-        return tape.gradient(total, x).numpy()
-    if backend == "jax":
-        import jax
-        import jax.numpy as jnp
-
-        return np.asarray(jax.grad(lambda v: jnp.sum(fn(v)))(jnp.asarray(x)))
-    if backend == "torch":
-        import torch
-
-        x = x.detach().clone().requires_grad_(True) if torch.is_tensor(x) else torch.tensor(
-            np.asarray(x), requires_grad=True
-        )
-        with torch.enable_grad():
-            fn(x).sum().backward()
-        return x.grad.detach().cpu().numpy()
-    raise ValueError(f"Grad-CAM does not support the {backend!r} backend")
 
 
 def gradcam(
@@ -151,8 +126,7 @@ def gradcam(
 
     z = ops.convert_to_numpy(logits(features)).astype(np.float64)
     if binary:
-        p1 = 1.0 / (1.0 + np.exp(-z[:, 0]))
-        probs = np.stack([1.0 - p1, p1], axis=1)
+        probs = class_probabilities(1.0 / (1.0 + np.exp(-z)))
     else:
         e = np.exp(z - z.max(axis=1, keepdims=True))
         probs = e / e.sum(axis=1, keepdims=True)
@@ -167,7 +141,7 @@ def gradcam(
 
     # Each image's score depends only on its own features (inference mode), so the gradient
     # of the batch sum is every image's own gradient.
-    grads = _gradient(lambda a: logits(a) * select, features)
+    grads = gradients(lambda a: ops.sum(logits(a[0]) * select), [features])[0]
     a = ops.convert_to_numpy(features).astype(np.float64)
     weights = grads.astype(np.float64).mean(axis=(1, 2))  # (N, k)
     cam = np.maximum(np.einsum("nhwk,nk->nhw", a, weights), 0.0)
@@ -229,3 +203,97 @@ def explain_picture(
     i = int(cam.class_indices[0])
     caption = f"{class_names[i]} ({cam.probabilities[0, i]:.2f}) | Grad-CAM: {cam.layer}"
     return explain_figure(shown, cam.heatmaps[0], caption), cam
+
+
+# --- explaining files (the `explain` command) ----------------------------------------------
+
+
+@dataclass
+class ExplainResult:
+    """What :func:`explain_files` returns: one row per picture written, the files skipped."""
+
+    rows: list[dict]
+    skipped: list
+    out_dir: str
+
+
+def explain_files(
+    run_dir: str | os.PathLike,
+    paths: Sequence[str],
+    out_dir: str | os.PathLike | None = None,
+    layer: str | None = None,
+    class_name: str | None = None,
+    on_image: Callable[[dict], None] | None = None,
+) -> ExplainResult:
+    """Write a Grad-CAM picture (``NAME_gradcam.png``) per image, and ``explain.json``.
+
+    Args:
+        run_dir: the run whose model is explained.
+        paths: image files, folders or glob patterns.
+        out_dir: where the pictures go (default ``RUN_DIR/explain``); the folder is replaced
+            whole, and only if simplecnn made it.
+        layer: the layer to explain (default: the last convolution).
+        class_name: the class to explain (default: each image's predicted one).
+        on_image: called with each row as it is done (progress).
+
+    Returns:
+        The rows (``path``, ``label`` and ``probability`` predicted, ``explains``, ``layer``,
+        ``png``), the skipped files and the folder.
+    """
+    from simplecnn.data import Skipped, list_images, load_image
+    from simplecnn.errors import DataError, UsageError
+    from simplecnn.outputs import check_place, check_replaceable, make_temp_folder, swap_in, write_json
+    from simplecnn.runs import load_run, run_lock_if_inside
+
+    run = load_run(run_dir)
+    names = run.class_names
+    class_index = None
+    if class_name is not None:
+        if class_name not in names:
+            raise UsageError(f"unknown class {class_name!r} for --class. Allowed: {', '.join(names)}")
+        class_index = names.index(class_name)
+    out = os.fspath(out_dir or os.path.join(os.fspath(run_dir), "explain"))
+    check_place(out, "--out", data=[p for p in paths if os.path.isdir(p)], runs=[os.fspath(run_dir)])
+    check_replaceable(out, "explain", "--out")
+    files, skipped = list_images(paths)
+    rows: list[dict] = []
+    with run_lock_if_inside(os.fspath(run_dir), out, "explain"):
+        tmp = make_temp_folder(out, "explain")
+        try:
+            used: set[str] = set()
+            for path in files:
+                try:
+                    pixels = load_image(path, run.image_size, run.channels)
+                    shown = display_image(path)
+                except (DataError, OSError) as exc:
+                    skipped.append(Skipped(path, getattr(exc, "reason", None) or str(exc)))
+                    continue
+                figure, cam = explain_picture(run.model, pixels, shown, names, layer, class_index)
+                i = int(cam.probabilities[0].argmax())  # the prediction (class_name may differ)
+                name = _picture_name(path, used)
+                figure.save(os.path.join(tmp, name), "PNG")
+                row = {"path": path, "label": names[i], "probability": float(cam.probabilities[0, i]),
+                       "layer": cam.layer, "explains": names[int(cam.class_indices[0])],
+                       "png": os.path.join(out, name)}  # fmt: skip
+                rows.append(row)
+                if on_image is not None:
+                    on_image(row)
+            write_json(os.path.join(tmp, "explain.json"), rows)
+            if rows:
+                swap_in(tmp, out, "explain", "--out")
+        finally:
+            import shutil
+
+            shutil.rmtree(tmp, ignore_errors=True)
+    return ExplainResult(rows, skipped, out)
+
+
+def _picture_name(path: str, used: set[str]) -> str:
+    """``STEM_gradcam.png``, numbered when two images share a file name."""
+    stem = os.path.splitext(os.path.basename(path))[0]
+    name, n = f"{stem}_gradcam.png", 1
+    while name in used:
+        n += 1
+        name = f"{stem}_{n}_gradcam.png"
+    used.add(name)
+    return name

@@ -34,8 +34,12 @@ import keras
 import numpy as np
 
 from simplecnn.data import load_image
-from simplecnn.errors import UsageError
-from simplecnn.runs import FILES_FILE, Run, load_run, read_json, write_json
+from simplecnn.errors import ExportError, UsageError
+from simplecnn.outputs import (
+    check_place, check_replaceable, disk_full_error, is_disk_full, make_temp_folder, swap_in,
+    write_json, write_text,
+)  # fmt: skip
+from simplecnn.runs import Run, load_run, run_lock_if_inside
 
 __all__ = ["FORMATS", "ARTIFACTS", "serving_model", "export_run", "ExportError", "load_artifact"]
 
@@ -51,10 +55,6 @@ FLOAT_TOLERANCE = 1e-4
 CHECK_IMAGES = 64
 
 
-class ExportError(UsageError):
-    """An export could not be written or its format's tools are missing."""
-
-
 def serving_model(run: Run) -> keras.Model:
     """The run's model wrapped to take uint8 pixels and give one probability per class."""
     h, w = run.image_size
@@ -62,7 +62,8 @@ def serving_model(run: Run) -> keras.Model:
     x = keras.layers.Rescaling(1.0 / 255.0, name="scale_pixels")(pixels)
     p = run.model(x)
     if run.num_outputs == 1:
-        # [1 - p, p] from standard layers only (a Lambda would need safe_mode off to load).
+        # simplecnn.heads.class_probabilities inside the artifact: [1 - p, p], from standard
+        # layers only (a Lambda would need safe_mode off to load).
         first = keras.layers.Dense(1, trainable=False, name="first_class")
         q = first(p)
         first.set_weights([-np.ones((1, 1), "float32"), np.ones((1,), "float32")])
@@ -77,26 +78,19 @@ def serving_model(run: Run) -> keras.Model:
 
 def _sample_images(run: Run, count: int, split: str) -> tuple[np.ndarray, np.ndarray | None, str]:
     """Up to ``count`` labelled images of the run's ``split`` (from files.json), else noise."""
-    size = run.image_size
-    path = os.path.join(run.path, FILES_FILE)
-    if os.path.isfile(path):
-        record = read_json(path)
-        root = record.get("data_dir", "")
-        names = run.class_names
-        images, labels = [], []
-        for rel, name in record.get(split, []):
-            full = rel if os.path.isabs(rel) else os.path.join(root, rel)
-            try:
-                images.append(load_image(full, size, run.channels))
-            except (UsageError, OSError):
-                continue
-            labels.append(names.index(name))
-            if len(images) == count:
-                break
-        if images:
-            return np.stack(images), np.asarray(labels), f"{len(images)} {split} images of the run"
+    images, labels = [], []
+    for path, label in run.files(split):
+        try:
+            images.append(load_image(path, run.image_size, run.channels))
+        except (UsageError, OSError):
+            continue
+        labels.append(label)
+        if len(images) == count:
+            break
+    if images:
+        return np.stack(images), np.asarray(labels), f"{len(images)} {split} images of the run"
     rng = np.random.default_rng(0)
-    noise = rng.integers(0, 256, size=(count, *size, run.channels), dtype=np.uint8)
+    noise = rng.integers(0, 256, size=(count, *run.image_size, run.channels), dtype=np.uint8)
     return noise, None, f"{count} random images (the run's {split} images are not reachable)"
 
 
@@ -268,6 +262,8 @@ def export_run(
     run = load_run(run_dir)
     name = fmt + ("-int8" if quantize else "")
     out_dir = str(out_dir or os.path.join(str(run_dir), "export", name))
+    check_place(out_dir, "--out", runs=[str(run_dir)], inside_run="export")
+    check_replaceable(out_dir, "export", "--out")
     model = serving_model(run)
 
     check_x, check_y, source = _sample_images(run, check_images, "val")
@@ -279,72 +275,80 @@ def export_run(
             for image in calib_x:
                 yield image[None]
 
-    # Write everything into a temporary folder, then rename: never half an export.
-    parent = os.path.dirname(os.path.abspath(out_dir))
-    os.makedirs(parent, exist_ok=True)
-    tmp = os.path.join(parent, f".tmp-{os.path.basename(out_dir)}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    os.makedirs(tmp)
-    try:
-        artifact = os.path.join(tmp, ARTIFACTS[fmt])
+    # Everything goes into a new folder that then replaces the old one whole: never half an
+    # export, and never a folder simplecnn did not make.
+    with run_lock_if_inside(str(run_dir), out_dir, "export"):
+        tmp = make_temp_folder(out_dir, "export")
         try:
-            WRITERS[fmt](model, artifact, calib)
-        except UsageError:
-            raise
-        except Exception as exc:
-            text = " ".join(str(exc).split())[:300]
-            raise ExportError(
-                f"{fmt} export failed on the {keras.backend.backend()} backend ({text})"
-            ) from exc
-
-        reference, keras_speed = _timed(
-            lambda x: np.asarray(model.predict(x, verbose=0, batch_size=32)), check_x
-        )
-        exported, export_speed = _timed(load_artifact(fmt, artifact), check_x)
-        diff = float(np.abs(exported - reference).max())
-        check: dict[str, Any] = {
-            "format": fmt,
-            "quantize": quantize,
-            "backend": keras.backend.backend(),
-            "images": source,
-            "max_abs_difference": diff,
-            "tolerance": None if quantize else FLOAT_TOLERANCE,
-            "passed": True if quantize else diff <= FLOAT_TOLERANCE,
-            "label_agreement": float((exported.argmax(1) == reference.argmax(1)).mean()),
-            "keras_accuracy": _accuracy(reference, check_y),
-            "export_accuracy": _accuracy(exported, check_y),
-            "keras_img_per_s": round(keras_speed, 2),
-            "export_img_per_s": round(export_speed, 2),
-            "artifact_bytes": _size(artifact),
-        }
-        if quantize:
-            check["calibration_images"] = calib_source
-        if check["keras_accuracy"] is not None:
-            check["accuracy_change"] = check["export_accuracy"] - check["keras_accuracy"]
-        with open(os.path.join(tmp, "labels.txt"), "w", encoding="utf-8") as f:
-            f.write("\n".join(run.class_names) + "\n")
-        write_json(
-            os.path.join(tmp, "config.json"),
-            {
-                "format": fmt,
-                "artifact": ARTIFACTS[fmt],
-                "quantize": quantize,
-                "input": {"shape": [None, *run.image_size, run.channels], "dtype": "uint8",
-                          "pixels": run.meta.get("pixels")},  # fmt: skip
-                "output": {"shape": [None, len(run.class_names)], "dtype": "float32",
-                           "meaning": "probability of each class, in the order of labels.txt"},  # fmt: skip
-                "class_names": run.class_names,
-                "model_config": run.meta["model_config"],
-                "style": run.meta.get("train_config", {}).get("style"),
-                "source_run": os.path.abspath(str(run_dir)),
-            },
-        )
-        write_json(os.path.join(tmp, "check.json"), check)
-        shutil.rmtree(out_dir, ignore_errors=True)
-        os.rename(tmp, out_dir)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+            artifact = os.path.join(tmp, ARTIFACTS[fmt])
+            check = _write_and_check(run, fmt, model, artifact, calib, quantize, check_x, check_y, source)
+            if quantize:
+                check["calibration_images"] = calib_source
+            write_text(os.path.join(tmp, "labels.txt"), "\n".join(run.class_names) + "\n")
+            write_json(os.path.join(tmp, "config.json"), _export_config(run, fmt, quantize, str(run_dir)))
+            write_json(os.path.join(tmp, "check.json"), check)
+            swap_in(tmp, out_dir, "export", "--out")
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
     return ExportResult(os.path.join(out_dir, ARTIFACTS[fmt]), out_dir, check)
+
+
+def _write_and_check(
+    run: Run, fmt: str, model: keras.Model, artifact: str, calib: Callable | None,
+    quantize: str | None, check_x: np.ndarray, check_y: np.ndarray | None, source: str,
+) -> dict[str, Any]:  # fmt: skip
+    """Write the artifact with its format's writer, then run it against the Keras model."""
+    try:
+        WRITERS[fmt](model, artifact, calib)
+    except UsageError:
+        raise
+    except OSError as exc:
+        if is_disk_full(exc):
+            raise disk_full_error(artifact, exc) from exc
+        raise
+    except Exception as exc:
+        text = " ".join(str(exc).split())[:300]
+        raise ExportError(f"{fmt} export failed on the {keras.backend.backend()} backend ({text})") from exc
+    reference, keras_speed = _timed(
+        lambda x: np.asarray(model.predict(x, verbose=0, batch_size=32)), check_x
+    )
+    exported, export_speed = _timed(load_artifact(fmt, artifact), check_x)
+    diff = float(np.abs(exported - reference).max())
+    check: dict[str, Any] = {
+        "format": fmt,
+        "quantize": quantize,
+        "backend": keras.backend.backend(),
+        "images": source,
+        "max_abs_difference": diff,
+        "tolerance": None if quantize else FLOAT_TOLERANCE,
+        "passed": True if quantize else diff <= FLOAT_TOLERANCE,
+        "label_agreement": float((exported.argmax(1) == reference.argmax(1)).mean()),
+        "keras_accuracy": _accuracy(reference, check_y),
+        "export_accuracy": _accuracy(exported, check_y),
+        "keras_img_per_s": round(keras_speed, 2),
+        "export_img_per_s": round(export_speed, 2),
+        "artifact_bytes": _size(artifact),
+    }
+    if check["keras_accuracy"] is not None:
+        check["accuracy_change"] = check["export_accuracy"] - check["keras_accuracy"]
+    return check
+
+
+def _export_config(run: Run, fmt: str, quantize: str | None, run_dir: str) -> dict[str, Any]:
+    """config.json beside the artifact: what goes in and out, the classes, the source run."""
+    return {
+        "format": fmt,
+        "artifact": ARTIFACTS[fmt],
+        "quantize": quantize,
+        "input": {"shape": [None, *run.image_size, run.channels], "dtype": "uint8",
+                  "pixels": run.meta.get("pixels")},  # fmt: skip
+        "output": {"shape": [None, len(run.class_names)], "dtype": "float32",
+                   "meaning": "probability of each class, in the order of labels.txt"},  # fmt: skip
+        "class_names": run.class_names,
+        "model_config": run.meta["model_config"],
+        "style": run.style,
+        "source_run": os.path.abspath(run_dir),
+    }
 
 
 def _size(path: str) -> int:

@@ -9,11 +9,9 @@ from typing import Any
 import keras
 import numpy as np
 
-from simplecnn import hardware
 from simplecnn.config import ModelConfig, TrainConfig
-from simplecnn.data import ImageBatches, scan_folder
-from simplecnn.errors import DataError
-from simplecnn.models import build_model, check_style
+from simplecnn.errors import ConfigError, TrainingError
+from simplecnn.training.setup import prepare
 
 __all__ = ["lr_find"]
 
@@ -80,6 +78,7 @@ def lr_find(
     end_lr: float = 10.0,
     steps: int = 100,
     png: str | None = None,
+    architecture: ModelConfig | None = None,
 ) -> dict[str, Any]:
     """Train briefly with the learning rate growing from ``start_lr`` to ``end_lr``.
 
@@ -91,36 +90,18 @@ def lr_find(
     Returns:
         ``lrs``, ``losses`` (smoothed), ``suggested``, ``steepest``, ``min_loss_lr`` and ``png``.
     """
-    config = config or TrainConfig()
-    check_style(config.style)
     if not 0 < start_lr < end_lr:
-        raise DataError(f"need 0 < start_lr < end_lr. Received: {start_lr}, {end_lr}")
-    dataset = scan_folder(data_dir, config.validation_split, config.seed)
-    if config.batch_size > len(dataset.train):
-        raise DataError(
-            f"--batch-size {config.batch_size} is larger than the {len(dataset.train)} training "
-            f"images in {data_dir}"
-        )
-    n = len(dataset.class_names)
-    model_config = ModelConfig(
-        input_shape=(config.image_size, config.image_size, config.channels),
-        num_classes=1 if n == 2 else n,
-    )
-    keras.utils.set_random_seed(config.seed)
-    with hardware.dtype_policy(hardware.training_precision(config.precision)):  # as train does
-        model = build_model(config.style, model_config)
-    optimizer = (
-        keras.optimizers.AdamW(start_lr, weight_decay=config.weight_decay)
-        if config.optimizer == "adamw"
-        else keras.optimizers.Adam(start_lr)
-    )
-    loss = "binary_crossentropy" if model_config.num_classes == 1 else "sparse_categorical_crossentropy"
-    model.compile(optimizer=optimizer, loss=loss, jit_compile=hardware.jit_compile())
-    data = ImageBatches(
-        dataset.train, image_size=(config.image_size,) * 2, channels=config.channels,
-        batch_size=config.batch_size, num_classes=model_config.num_classes, shuffle=True,
-        augment=config.augment_for(len(dataset.train)), cache=True, seed=config.seed,
-    )  # fmt: skip
+        raise ConfigError(f"need 0 < start_lr < end_lr. Received: {start_lr}, {end_lr}")
+    if png:
+        from simplecnn.outputs import check_file_target, check_place, is_own_png
+
+        check_place(png, "--out", data=[data_dir])
+        check_file_target(png, "--out", is_own_png)
+    setup = prepare(data_dir, config, architecture)
+    optimizer = (keras.optimizers.AdamW(start_lr, weight_decay=setup.config.weight_decay)
+                 if setup.config.optimizer == "adamw" else keras.optimizers.Adam(start_lr))  # fmt: skip
+    model = setup.build_model(optimizer)  # the recipe's model and precision; no schedule
+    data = setup.train_batches
     lrs = np.geomspace(start_lr, end_lr, steps)
     sweep = _Sweep(lrs)
     model.fit(data, epochs=math.ceil(steps / len(data)), callbacks=[sweep], shuffle=False, verbose=0)
@@ -128,7 +109,7 @@ def lr_find(
     tried = lrs[: len(losses)]
     finite = np.array([math.isfinite(l) for l in losses])
     if finite.sum() < 5:
-        raise DataError("the loss diverged within 5 steps; try a smaller --start-lr")
+        raise TrainingError("the loss diverged within 5 steps; try a smaller --start-lr")
     tried, smooth = tried[finite], _smooth([l for l in losses if math.isfinite(l)])
     min_loss_lr = float(tried[int(np.argmin(smooth))])
     upto = int(np.argmin(smooth)) + 1  # steepest fall of the loss against log(lr), before the minimum

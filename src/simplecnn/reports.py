@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import math
-import os
 from typing import Any, Sequence
 
 import numpy as np
 
-__all__ = ["classification_metrics", "plot_history", "plot_confusion", "plot_roc", "plot_grid"]
+from simplecnn.outputs import PNG_METADATA, atomic_write
+
+__all__ = ["classification_metrics", "plot_history", "plot_confusion", "plot_roc", "plot_grid",
+           "plot_lr_find"]  # fmt: skip
 
 
 def _plt() -> Any:
@@ -21,11 +23,13 @@ def _plt() -> Any:
 
 
 def _save(fig: Any, path: str) -> str:
-    # Write then rename, so a reader never sees half a PNG.
-    tmp = f"{path}.tmp.png"
-    fig.savefig(tmp, dpi=110, bbox_inches="tight")
-    _plt().close(fig)
-    os.replace(tmp, path)
+    # Written then renamed (never half a PNG), and signed, so simplecnn can tell a PNG it drew
+    # (which it may replace) from one it did not.
+    try:
+        with atomic_write(path, suffix=".png") as tmp:
+            fig.savefig(tmp, dpi=110, bbox_inches="tight", metadata=PNG_METADATA)
+    finally:
+        _plt().close(fig)
     return path
 
 
@@ -36,7 +40,8 @@ def classification_metrics(
 
     Args:
         y_true: class indices, shape ``(n,)``.
-        probs: ``(n, 1)`` probabilities of class 1 (binary run) or ``(n, k)`` softmax outputs.
+        probs: one probability per class ``(n, k)``, or a sigmoid head's ``(n, 1)`` outputs
+            (:func:`simplecnn.heads.class_probabilities` makes the one from the other).
         class_names: the run's class names (index order).
         threshold: the decision threshold of a binary run.
 
@@ -46,16 +51,14 @@ def classification_metrics(
     """
     from sklearn import metrics
 
+    from simplecnn.heads import class_probabilities, decide
+
+    probs = class_probabilities(probs)
     y_true = np.asarray(y_true).astype(int)
     k = len(class_names)
-    binary = probs.shape[1] == 1
-    if binary:
-        p1 = probs[:, 0]
-        y_pred = (p1 >= threshold).astype(int)
-        scores = p1
-    else:
-        y_pred = probs.argmax(axis=1)
-        scores = probs
+    binary = k == 2
+    y_pred = decide(probs, threshold)
+    scores = probs[:, 1] if binary else probs
     present = np.unique(y_true)
     out: dict[str, Any] = {
         "n": int(len(y_true)),
@@ -127,23 +130,30 @@ def plot_roc(y_true: np.ndarray, probs: np.ndarray, class_names: Sequence[str], 
     from sklearn.metrics import auc, roc_curve
 
     plt = _plt()
+    from simplecnn.heads import class_probabilities
+
     fig, ax = plt.subplots(figsize=(5, 5))
-    y_true = np.asarray(y_true).astype(int)
+    y_true, probs = np.asarray(y_true).astype(int), class_probabilities(probs)
     curves = (
-        [(class_names[1], y_true == 1, probs[:, 0])]
-        if probs.shape[1] == 1
+        [(class_names[1], y_true == 1, probs[:, 1])]
+        if len(class_names) == 2
         else [(name, y_true == i, probs[:, i]) for i, name in enumerate(class_names)]
     )
+    drawn = 0
     for name, positive, score in curves:
         if positive.all() or not positive.any():
             continue  # undefined without both outcomes
         fpr, tpr, _ = roc_curve(positive, score)
         ax.plot(fpr, tpr, label=f"{name} (AUC {auc(fpr, tpr):.3f})")
+        drawn += 1
     ax.plot([0, 1], [0, 1], ":", color="grey")
     ax.set_xlabel("false positive rate")
     ax.set_ylabel("true positive rate")
     ax.set_title("ROC curve")
-    ax.legend(loc="lower right")
+    if drawn:
+        ax.legend(loc="lower right")
+    else:
+        ax.text(0.5, 0.5, "undefined: the images hold one class only", ha="center", va="center")
     return _save(fig, path)
 
 

@@ -1,9 +1,10 @@
-"""Run directories: their files, atomic writes, loading with checks, and epoch backups to resume.
+"""Run directories: every file of one is written and read here.
 
 A run directory holds everything later steps need, with paths relative to it, so it can be
 copied elsewhere and still work:
 
-    model.keras        the best model (lowest validation loss), written atomically
+    .simplecnn         marks the folder as a simplecnn run (see simplecnn.outputs)
+    model.keras        the best model (lowest validation loss), float32, written atomically
     run.json           model config, class names, image size, pixel convention, recipe, versions
     history.csv        one row per epoch (Keras CSVLogger)
     curves.png         loss and accuracy per epoch
@@ -11,13 +12,17 @@ copied elsewhere and still work:
     logs/              TensorBoard logs
     backup/            while training: the last finished epoch (model, optimizer, random state)
     evaluation/        what `evaluate` writes (report.json and PNGs), unless told otherwise
+    export/FORMAT/     what `export` writes
+    explain/           what `explain` writes
 
 Every file is written under a temporary name and renamed into place, so a kill at any moment
-leaves either the old file or the new one, never half of one.
+leaves either the old file or the new one, never half of one; a command writing into a run
+holds its lock (:class:`simplecnn.outputs.RunLock`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import os
@@ -29,14 +34,21 @@ from typing import Any
 import keras
 import numpy as np
 
-from simplecnn.config import ModelConfig
+from simplecnn.config import ModelConfig, TrainConfig
+from simplecnn.data import Dataset, Skipped
 from simplecnn.errors import RunError
+from simplecnn.heads import head_units
 from simplecnn.models import leaf_layers
+from simplecnn.outputs import (
+    RunLock, atomic_write, check_place, claim_folder, disk_full_error, is_disk_full, read_json,
+    remove_own_folder, write_json, write_text,
+)  # fmt: skip
 
 __all__ = [
     "RunError", "Run", "load_run", "read_json", "write_json", "save_model_atomic", "read_history",
     "Backup", "save_backup", "latest_backup", "MODEL_FILE", "RUN_FILE", "HISTORY_FILE",
-    "CURVES_FILE", "FILES_FILE", "LOG_DIR", "BACKUP_DIR",
+    "CURVES_FILE", "FILES_FILE", "LOG_DIR", "BACKUP_DIR", "PIXELS", "open_run", "write_record",
+    "write_files_record", "read_record", "run_lock_if_inside",
 ]  # fmt: skip
 
 MODEL_FILE = "model.keras"
@@ -47,25 +59,92 @@ FILES_FILE = "files.json"
 LOG_DIR = "logs"
 BACKUP_DIR = "backup"
 
-
-def write_json(path: str, data: Any) -> None:
-    """Write JSON to a temporary name, then rename it into place."""
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(data, f, indent=2, ensure_ascii=False)
-    os.replace(tmp, path)
+# The pixel convention, recorded in run.json (simplecnn.data.images is where it is applied).
+PIXELS = "RGB (or L), EXIF-oriented, bilinear resize of the whole image, uint8 / 255"
 
 
-def read_json(path: str) -> Any:
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)
+# --- opening a run to train into -------------------------------------------------------------
+
+
+def open_run(
+    out_dir: str, config: TrainConfig, data_dir: str, overwrite: bool, resume: bool
+) -> tuple["Backup | None", RunLock, bool]:
+    """Make ``out_dir`` ready for ``train`` and lock it.
+
+    ``out_dir`` must be new, empty or a simplecnn run, and never the data folder, inside it or
+    around it. A run left unfinished with the same settings resumes from its last finished epoch
+    (the same command again after a kill); a finished run is replaced only with ``overwrite``,
+    and only if it holds nothing but what simplecnn writes.
+
+    Returns:
+        The backup to resume from (or None), the held lock, and whether the folder was created
+        by this call.
+    """
+    check_place(out_dir, "--out", data=[data_dir])
+    created = claim_folder(out_dir, "run", "--out", replace=False)
+    lock = RunLock(out_dir, "train")
+    try:
+        lock.acquire()
+        if overwrite:
+            claim_folder(out_dir, "run", "--out", replace=True)
+        meta = read_record(out_dir)
+        if meta is None:
+            if resume:
+                raise RunError(f"{out_dir}: nothing to resume (no unfinished run there); drop --resume")
+            claim_folder(out_dir, "run", "--out", replace=True)  # a run killed before its run.json
+            return None, lock, created
+        if meta.get("status") != "training":
+            raise RunError(
+                f"{out_dir}: run directory already exists (a finished run); pass --overwrite to "
+                "replace it or choose another --out"
+            )
+        if meta.get("train_config") != config.to_dict() or meta.get("data_dir") != os.path.abspath(data_dir):
+            raise RunError(
+                f"{out_dir}: holds an unfinished run with other settings or data; run the same "
+                "command to resume it, or pass --overwrite to start again"
+            )
+        backup = latest_backup(out_dir)
+        if backup is None:  # killed before the first epoch finished: nothing to keep
+            claim_folder(out_dir, "run", "--out", replace=True)
+        return backup, lock, created
+    except BaseException:
+        lock.release()
+        if created:
+            remove_own_folder(out_dir, "run")
+        raise
+
+
+def read_record(run_dir: str) -> dict[str, Any] | None:
+    """run.json as a dict, or None if it is missing or unreadable."""
+    try:
+        meta = read_json(os.path.join(run_dir, RUN_FILE))
+    except (OSError, ValueError):
+        return None
+    return meta if isinstance(meta, dict) else None
+
+
+def write_record(run_dir: str, meta: dict[str, Any]) -> None:
+    """Write run.json (atomically)."""
+    write_json(os.path.join(run_dir, RUN_FILE), meta)
+
+
+def write_files_record(run_dir: str, dataset: Dataset, failed: list[Skipped]) -> None:
+    """files.json: every file used for training and validation, every file skipped and why,
+    with paths relative to the data folder."""
+    root, names = dataset.root, dataset.class_names
+    write_json(os.path.join(run_dir, FILES_FILE), {
+        "data_dir": os.path.abspath(root),
+        "train": [[os.path.relpath(p, root), names[l]] for p, l in dataset.train],
+        "val": [[os.path.relpath(p, root), names[l]] for p, l in dataset.val],
+        "skipped": [{"path": os.path.relpath(s.path, root), "reason": s.reason}
+                    for s in [*dataset.skipped, *failed]],  # fmt: skip
+    })  # fmt: skip
 
 
 def save_model_atomic(model: keras.Model, path: str) -> None:
     """Save a .keras file under a temporary name, then rename: never a half-written model."""
-    tmp = path[: -len(".keras")] + ".tmp.keras"
-    model.save(tmp)
-    os.replace(tmp, path)
+    with atomic_write(path, suffix=".keras") as tmp:
+        model.save(tmp)
 
 
 def read_history(path: str, rows: int | None = None) -> dict[str, list[float]]:
@@ -88,12 +167,9 @@ def truncate_history(path: str, rows: int) -> None:
     """Keep the header and the first ``rows`` epochs of history.csv (atomically)."""
     if not os.path.isfile(path):
         return
-    with open(path, newline="", encoding="utf-8") as f:
+    with open(path, newline="", encoding="utf-8", errors="surrogateescape") as f:
         lines = f.readlines()
-    tmp = path + ".tmp"
-    with open(tmp, "w", newline="", encoding="utf-8") as f:
-        f.writelines(lines[: rows + 1])
-    os.replace(tmp, path)
+    write_text(path, "".join(lines[: rows + 1]))
 
 
 # --- loading --------------------------------------------------------------------------------
@@ -123,6 +199,30 @@ class Run:
     @property
     def num_outputs(self) -> int:
         return int(self.meta["model_config"]["num_classes"])
+
+    @property
+    def style(self) -> str | None:
+        return self.meta.get("style") or self.meta.get("train_config", {}).get("style")
+
+    def files(self, split: str) -> list[tuple[str, int]]:
+        """The ``(path, label)`` pairs of the run's ``"train"`` or ``"val"`` images (files.json),
+        as absolute paths; empty if the record is gone."""
+        try:
+            record = read_json(os.path.join(self.path, FILES_FILE))
+        except (OSError, ValueError):
+            return []
+        root, names = record.get("data_dir", ""), self.class_names
+        return [(rel if os.path.isabs(rel) else os.path.join(root, rel), names.index(name))
+                for rel, name in record.get(split, []) if name in names]  # fmt: skip
+
+
+def run_lock_if_inside(run_dir: str, out_dir: str, command: str) -> Any:
+    """The run's lock when ``out_dir`` lies inside the run (so a run being trained is never
+    written into by another command at the same time); a no-op context otherwise."""
+    real_run, real_out = os.path.realpath(run_dir), os.path.realpath(out_dir)
+    if real_out.startswith(real_run.rstrip(os.sep) + os.sep):
+        return RunLock(run_dir, command)
+    return contextlib.nullcontext()
 
 
 def load_model_file(path: str) -> keras.Model:
@@ -175,7 +275,7 @@ def load_run(run_dir: str | os.PathLike) -> Run:
     except (ValueError, KeyError, TypeError) as exc:
         raise RunError(f"{meta_path}: unreadable run description ({exc})") from None
     model = load_model_file(model_path)
-    expected_out = 1 if len(names) == 2 else len(names)
+    expected_out = head_units(len(names))
     in_shape = getattr(model, "input_shape", None)  # subclassed models have none
     if in_shape is None and isinstance(getattr(model, "config", None), ModelConfig):
         in_shape = (None, *model.config.input_shape)
@@ -240,8 +340,14 @@ def save_backup(run_dir: str, model: keras.Model, epochs_done: int, state: dict[
     tmp = os.path.join(root, f".tmp-epoch-{epochs_done:04d}")
     shutil.rmtree(tmp, ignore_errors=True)
     os.makedirs(tmp)
-    model.save(os.path.join(tmp, MODEL_FILE))
-    write_json(os.path.join(tmp, "state.json"), {**state, "seed_states": _seed_states(model)})
+    try:
+        model.save(os.path.join(tmp, MODEL_FILE))
+        write_json(os.path.join(tmp, "state.json"), {**state, "seed_states": _seed_states(model)})
+    except BaseException as exc:
+        shutil.rmtree(tmp, ignore_errors=True)  # never a half backup left taking space
+        if is_disk_full(exc):
+            raise disk_full_error(final, exc) from exc
+        raise
     shutil.rmtree(final, ignore_errors=True)
     os.rename(tmp, final)
     for name in os.listdir(root):

@@ -20,20 +20,23 @@ other. Grad-CAM runs in worker threads, at most ``explain_workers`` at a time.
 # No `from __future__ import annotations`: FastAPI reads the endpoints' annotations at run time.
 
 import asyncio
+import importlib.resources
 import base64
 import io
 import queue
 import threading
 import time
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 from PIL import Image
 
-from simplecnn.data import MAX_PIXELS, decode_image, scale_pixels
+from simplecnn.data import MAX_PIXELS, check_pixels, decode_image, scale_pixels
+from simplecnn.errors import UsageError
+from simplecnn.heads import class_probabilities
 from simplecnn.runs import Run, load_run
 
-__all__ = ["create_app", "MicroBatcher", "PAGE"]
+__all__ = ["create_app", "serve", "MicroBatcher", "PAGE"]
 
 ALLOWED_FORMATS = {"JPEG": "image/jpeg", "PNG": "image/png", "GIF": "image/gif",
                    "BMP": "image/bmp", "WEBP": "image/webp"}  # fmt: skip
@@ -47,29 +50,43 @@ class BadImage(Exception):
         self.message = message
 
 
+# How each accepted format's file begins: the type is judged by these bytes, not by the name,
+# so a JPEG cut short in its header is a broken JPEG (400), not an unsupported type (415).
+_SIGNATURES = {"JPEG": (b"\xff\xd8\xff",), "PNG": (b"\x89PNG\r\n\x1a\n",),
+               "GIF": (b"GIF87a", b"GIF89a"), "BMP": (b"BM",)}  # fmt: skip
+
+
+def _sniff(data: bytes) -> str | None:
+    """The accepted format ``data`` starts as, or None."""
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "WEBP"
+    return next((fmt for fmt, heads in _SIGNATURES.items() if data.startswith(heads)), None)
+
+
 def decode_upload(data: bytes, size: tuple[int, int], channels: int) -> np.ndarray:
-    """Uploaded bytes -> uint8 pixels at the model's size, or :class:`BadImage` (415/400/413)."""
+    """Uploaded bytes -> uint8 pixels at the model's size, or :class:`BadImage`: 400 for an
+    empty, truncated or undecodable image of an accepted type, 415 for any other type, 413 for
+    one over the pixel limit."""
     if not data:
         raise BadImage(400, "the uploaded file is empty")
+    fmt = _sniff(data)
+    if fmt is None:
+        try:
+            with Image.open(io.BytesIO(data)) as other:
+                kind = f"{other.format} images are not supported"
+        except Exception:
+            kind = "not a supported image"
+        raise BadImage(415, f"{kind}: send a JPEG, PNG, GIF, BMP or WebP file")
     try:
-        image = Image.open(io.BytesIO(data))
-    except Image.DecompressionBombError:
-        raise BadImage(413, f"image too large (over {MAX_PIXELS:,} pixels)") from None
-    except Exception:
-        raise BadImage(
-            415, "not a supported image: send a JPEG, PNG, GIF, BMP or WebP file"
-        ) from None
-    if image.format not in ALLOWED_FORMATS:
-        raise BadImage(
-            415, f"{image.format} images are not supported: send a JPEG, PNG, GIF, BMP or WebP file"
-        )
-    try:
-        with image:  # decode_image loads it (after JPEG draft mode: the same pixels as predict)
+        with Image.open(io.BytesIO(data)) as image:
+            check_pixels(image)
+            # decode_image loads it (after JPEG draft mode: the same pixels as predict)
             return decode_image(image, size, channels)
     except Image.DecompressionBombError:
         raise BadImage(413, f"image too large (over {MAX_PIXELS:,} pixels)") from None
     except Exception as exc:
-        raise BadImage(400, f"the {image.format} image could not be decoded ({exc})") from None
+        reason = " ".join(str(exc).split())[:200]
+        raise BadImage(400, f"the {fmt} image could not be decoded: truncated or corrupt ({reason})") from None
 
 
 class MicroBatcher:
@@ -94,11 +111,7 @@ class MicroBatcher:
         """uint8 ``(N, H, W, C)`` -> probability per class ``(N, classes)``."""
         import keras
 
-        out = keras.ops.convert_to_numpy(self.run.model(scale_pixels(pixels), training=False))
-        out = np.asarray(out, dtype=np.float64)
-        if out.shape[1] == 1:
-            out = np.concatenate([1.0 - out, out], axis=1)
-        return out
+        return class_probabilities(keras.ops.convert_to_numpy(self.run.model(scale_pixels(pixels), training=False)))
 
     def submit(self, pixels: np.ndarray) -> asyncio.Future:
         loop = asyncio.get_running_loop()
@@ -165,22 +178,24 @@ def create_app(
     batcher = MicroBatcher(run, max_batch=max_batch, batch_wait_s=batch_wait_s)
     batcher.predict_batch(np.zeros((1, *run.image_size, run.channels), np.uint8))  # warm up
     explain_slots = anyio.CapacityLimiter(explain_workers)
-    style = run.meta.get("train_config", {}).get("style")
+    style = run.style
 
     app = FastAPI(
         title="simplecnn",
         version="1",
         description=f"Image classifier ({style} style, classes: {', '.join(names)}) from {run_dir}",
+        docs_url=None,  # served below from files on this machine, not from a CDN
+        redoc_url=None,
     )
     app.state.batcher = batcher
+    _offline_docs(app)
 
     def error(status: int, message: str) -> JSONResponse:
         return JSONResponse({"error": message}, status_code=status)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        fields = ", ".join(".".join(str(p) for p in e.get("loc", ())) for e in exc.errors())
-        return error(400, f"bad request: send the image as multipart form field 'file' ({fields})")
+        return error(400, "bad request: " + "; ".join(_explain_invalid(e) for e in exc.errors()))
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -221,8 +236,12 @@ def create_app(
                    413: {"description": "upload too large"},
                    415: {"description": "not a JPEG, PNG, GIF, BMP or WebP image"}},  # fmt: skip
     )
-    async def predict(file: UploadFile = File(...), explain: bool = False) -> dict[str, Any]:
+    async def predict(request: Request, file: UploadFile = File(...), explain: bool = False) -> dict[str, Any]:
         """Classify one image; with ``explain=true`` also return a Grad-CAM overlay (PNG data URL)."""
+        form = await request.form()  # parsed once already (FastAPI caches it): count the files
+        if len(form.multi_items()) != 1:
+            return error(400, "send exactly one image, as the multipart form field 'file', and "
+                         "nothing else")  # fmt: skip
         data = await file.read(max_upload_bytes + 1)
         if len(data) > max_upload_bytes:
             return error(413, f"upload too large: at most {max_upload_bytes:,} bytes")
@@ -252,73 +271,81 @@ def create_app(
     return app
 
 
-PAGE = """<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>simplecnn</title>
-<style>
-  body { font-family: system-ui, sans-serif; max-width: 760px; margin: 2em auto; padding: 0 1em; color: #222; }
-  #drop { border: 2px dashed #888; border-radius: 10px; padding: 2em; text-align: center; cursor: pointer; }
-  #drop.over { background: #eef5ff; border-color: #36c; }
-  #result { margin-top: 1.5em; }
-  #label { font-size: 1.6em; font-weight: 600; }
-  #error { color: #b00; }
-  #heatmap { max-width: 100%; margin-top: 1em; display: none; }
-  table { border-collapse: collapse; margin-top: .5em; }
-  td { padding: 2px 10px 2px 0; }
-</style>
-</head>
-<body>
-<h1>simplecnn</h1>
-<p>Classes: <b>{{CLASSES}}</b> &middot; model style: {{STYLE}}.
-   Drop a photo below, or click to pick one.</p>
-<div id="drop">Drop a photo here, or click to choose a file
-  <input id="file" type="file" accept="image/*" style="display:none">
-</div>
-<div id="result">
-  <div id="status"></div>
-  <div id="error"></div>
-  <div id="label"></div>
-  <div id="probability"></div>
-  <table id="probabilities"></table>
-  <img id="heatmap" alt="Grad-CAM overlay">
-</div>
-<script>
-const drop = document.getElementById('drop');
-const input = document.getElementById('file');
-const $ = (id) => document.getElementById(id);
-drop.addEventListener('click', () => input.click());
-drop.addEventListener('dragover', (e) => { e.preventDefault(); drop.classList.add('over'); });
-drop.addEventListener('dragleave', () => drop.classList.remove('over'));
-drop.addEventListener('drop', (e) => {
-  e.preventDefault(); drop.classList.remove('over');
-  if (e.dataTransfer.files.length) send(e.dataTransfer.files[0]);
-});
-input.addEventListener('change', () => { if (input.files.length) send(input.files[0]); });
-async function send(file) {
-  $('status').textContent = 'Classifying ' + file.name + ' ...';
-  $('error').textContent = ''; $('label').textContent = ''; $('probability').textContent = '';
-  $('probabilities').innerHTML = ''; $('heatmap').style.display = 'none';
-  const form = new FormData(); form.append('file', file);
-  try {
-    const response = await fetch('predict?explain=true', { method: 'POST', body: form });
-    const body = await response.json();
-    $('status').textContent = file.name;
-    if (!response.ok) { $('error').textContent = body.error || response.statusText; return; }
-    $('label').textContent = body.label;
-    $('probability').textContent = 'probability ' + body.probability.toFixed(3);
-    for (const [name, p] of Object.entries(body.probabilities)) {
-      const row = $('probabilities').insertRow();
-      row.insertCell().textContent = name; row.insertCell().textContent = p.toFixed(3);
-    }
-    $('heatmap').src = body.gradcam; $('heatmap').style.display = 'block';
-  } catch (err) {
-    $('error').textContent = 'request failed: ' + err;
-  }
-}
-</script>
-</body>
-</html>
-"""
+def _explain_invalid(error: dict) -> str:
+    """One validation error of FastAPI's, said for a person."""
+    where = [str(p) for p in error.get("loc", ())]
+    if where[:1] == ["query"] and len(where) > 1:
+        return f"query parameter {where[1]!r}: {error.get('msg', 'invalid')} (use true or false)"
+    if where[-1:] == ["file"]:
+        return "send the image as the multipart form field 'file'"
+    return f"{'.'.join(where)}: {error.get('msg', 'invalid')}"
+
+
+def _offline_docs(app: Any) -> None:
+    """``/docs``: Swagger UI from the swagger-ui-bundle package, so it works with no network."""
+    from fastapi.openapi.docs import get_swagger_ui_html
+    from fastapi.responses import HTMLResponse
+    from fastapi.staticfiles import StaticFiles
+
+    try:
+        import swagger_ui_bundle
+    except ImportError:  # without it, /docs says what to install instead of reaching a CDN
+
+        @app.get("/docs", include_in_schema=False)
+        async def _no_docs() -> HTMLResponse:
+            return HTMLResponse("<p>Interactive docs need the swagger-ui-bundle package "
+                                "(pip install 'simplecnn[serve]'); the API is described at "
+                                "<a href='/openapi.json'>/openapi.json</a>.</p>")  # fmt: skip
+
+        return
+    app.mount("/docs-static", StaticFiles(directory=swagger_ui_bundle.swagger_ui_path), name="docs-static")
+
+    @app.get("/docs", include_in_schema=False)
+    async def _docs() -> HTMLResponse:
+        return get_swagger_ui_html(openapi_url=app.openapi_url, title="simplecnn API",
+                                   swagger_js_url="/docs-static/swagger-ui-bundle.js",
+                                   swagger_css_url="/docs-static/swagger-ui.css",
+                                   swagger_favicon_url="/docs-static/favicon-32x32.png")  # fmt: skip
+
+
+def serve(run_dir: str, host: str = "127.0.0.1", port: int = 8000, max_upload_mb: int = 10,
+          max_batch: int = 16, quiet: bool = False, say: Callable[[str], None] = print) -> None:  # fmt: skip
+    """Serve ``run_dir`` over HTTP until interrupted.
+
+    The address is bound before anything is said to be serving, so a port in use, a bad host or
+    a missing run is one error (:class:`UsageError`), never a half-started server.
+    """
+    import socket
+
+    try:
+        import uvicorn
+    except ImportError:
+        raise UsageError("serve needs FastAPI and uvicorn: pip install 'simplecnn[serve]'") from None
+    if not 1 <= port <= 65535:
+        raise UsageError(f"--port must be in [1, 65535]. Received: {port}")
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError) as exc:
+        raise UsageError(f"--host {host}: not an address of this machine ({exc}); use 127.0.0.1 "
+                         "or 0.0.0.0") from None  # fmt: skip
+    family, kind, proto, _, address = infos[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(128)
+    except OSError as exc:
+        sock.close()
+        raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror or exc}; choose another "
+                         "--port or --host") from None  # fmt: skip
+    try:
+        app = create_app(run_dir, max_upload_bytes=max_upload_mb * 1024 * 1024, max_batch=max_batch)
+        say(f"serving {run_dir} on http://{host}:{port}/ (API: /predict, /health, /docs)")
+        config = uvicorn.Config(app, log_level="warning" if quiet else "info")
+        uvicorn.Server(config).run(sockets=[sock])
+    finally:
+        sock.close()
+
+
+# The page at "/": drop or pick a photo, see the label, probabilities and Grad-CAM overlay.
+PAGE = (importlib.resources.files("simplecnn") / "web" / "index.html").read_text(encoding="utf-8")

@@ -6,7 +6,8 @@ from typing import Callable
 
 import keras
 
-from simplecnn.config import ModelConfig
+from simplecnn.config import STYLE_NAMES, ModelConfig
+from simplecnn.errors import ConfigError
 from simplecnn.models.functional import build_functional
 from simplecnn.models.layers import last_conv_name
 from simplecnn.models.sequential import build_sequential
@@ -20,12 +21,13 @@ STYLES: dict[str, Callable[[ModelConfig], keras.Model]] = {
     "functional": build_functional,
     "subclassing": build_subclassing,
 }
+assert tuple(STYLES) == STYLE_NAMES, "config.STYLE_NAMES lists the styles the CLI offers"
 
 
 def check_style(style: str) -> str:
     """Return ``style`` if registered, else raise a ``ValueError`` listing the styles."""
     if style not in STYLES:
-        raise ValueError(f"Unknown style {style!r}. Allowed: {', '.join(STYLES)}")
+        raise ConfigError(f"Unknown style {style!r}. Allowed: {', '.join(STYLES)}")
     return style
 
 
@@ -43,7 +45,7 @@ def build_model(style: str, config: ModelConfig | None = None) -> keras.Model:
     if config is None:
         config = ModelConfig()
     elif not isinstance(config, ModelConfig):
-        raise ValueError(f"config must be a ModelConfig. Received: {type(config).__name__}")
+        raise ConfigError(f"config must be a ModelConfig. Received: {type(config).__name__}")
     return STYLES[style](config)
 
 

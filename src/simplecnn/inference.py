@@ -1,0 +1,190 @@
+"""Using a trained run: probabilities per class, ``predict`` over files and ``evaluate`` on a
+labelled folder (metrics and pictures, written all or nothing)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import shutil
+from typing import Any, Sequence
+
+import numpy as np
+
+from simplecnn import reports
+from simplecnn.data import ImageBatches, MirroredBatches, Skipped, find_split, index_classes, list_images
+from simplecnn.errors import ConfigError, DataError
+from simplecnn.heads import class_probabilities, decide
+from simplecnn.outputs import check_place, check_replaceable, dumps_json, make_temp_folder, swap_in, write_json
+from simplecnn.runs import Run, load_run, run_lock_if_inside
+
+__all__ = ["PREDICT_BATCH", "probabilities", "predict", "evaluate", "format_predictions",
+           "is_prediction_file"]  # fmt: skip
+
+# Images per predict/evaluate batch (measured: `benchmarks/results/defaults_sweep.txt`).
+PREDICT_BATCH = 32
+CSV_HEADER = ["path", "label", "probability"]
+
+
+def probabilities(
+    run: Run, items: list[tuple[str, int]], batch_size: int = PREDICT_BATCH, tta: bool = False
+) -> tuple[np.ndarray, ImageBatches]:
+    """One probability per class ``(N, classes)`` for ``(path, label)`` items, and the batches
+    (whose ``failed`` lists files that passed the header check but did not decode). With
+    ``tta``, the mean over each image and its mirror image."""
+    batches = ImageBatches(items, image_size=run.image_size, channels=run.channels,
+                           batch_size=batch_size, num_classes=run.num_outputs)  # fmt: skip
+    outputs = np.asarray(run.model.predict(batches, verbose=0), dtype=np.float64)
+    if tta:
+        outputs = (outputs + np.asarray(run.model.predict(MirroredBatches(batches), verbose=0))) / 2
+    return class_probabilities(outputs), batches
+
+
+def _check_threshold(threshold: float) -> None:
+    if not (isinstance(threshold, (int, float)) and 0.0 <= threshold <= 1.0):
+        raise ConfigError(f"threshold must be in [0, 1]. Received: {threshold}")
+
+
+def predict(
+    run_dir: str | os.PathLike,
+    paths: Sequence[str],
+    threshold: float = 0.5,
+    batch_size: int = PREDICT_BATCH,
+    tta: bool = False,
+) -> tuple[list[dict[str, Any]], list[Skipped]]:
+    """Classify image files, folders or glob patterns with a run's model.
+
+    Returns:
+        ``(predictions, skipped)``: one dict per image (``path``, ``label``, ``probability`` of
+        that label, ``probabilities`` per class) in input order, and the files not read.
+    """
+    run = load_run(run_dir)
+    _check_threshold(threshold)
+    files, skipped = list_images(paths)
+    if not files:
+        return [], skipped
+    probs, batches = probabilities(run, [(p, 0) for p in files], batch_size, tta)
+    failed = {s.path for s in batches.failed}
+    names = run.class_names
+    labels = decide(probs, threshold)
+    out = []
+    for path, p, label in zip(files, probs, labels):
+        if path in failed:
+            continue
+        per_class = {n: float(v) for n, v in zip(names, p)}
+        out.append({"path": path, "label": names[label], "probability": per_class[names[label]],
+                    "probabilities": per_class})  # fmt: skip
+    return out, skipped + batches.failed
+
+
+def format_predictions(rows: list[dict[str, Any]], fmt: str = "csv") -> str:
+    """``predict``'s rows as CSV (``path,label,probability``) or JSON text."""
+    if fmt == "json":
+        return dumps_json(rows) + "\n"
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(CSV_HEADER)
+    for r in rows:
+        writer.writerow([r["path"], r["label"], f"{r['probability']:.6f}"])
+    return buf.getvalue()
+
+
+def is_prediction_file(path: str) -> bool:
+    """Whether ``path`` holds what :func:`format_predictions` writes (so it may be replaced)."""
+    try:
+        with open(path, encoding="utf-8", errors="surrogateescape") as f:
+            head = f.read(1 << 16)
+    except OSError:
+        return False
+    if head.startswith(",".join(CSV_HEADER) + "\n") or head == "":
+        return True
+    try:
+        rows = json.loads(head) if len(head) < 1 << 16 else None
+    except ValueError:
+        return False
+    return isinstance(rows, list) and all(isinstance(r, dict) and {"path", "label"} <= set(r) for r in rows)
+
+
+def evaluate(
+    run_dir: str | os.PathLike,
+    data_dir: str | os.PathLike,
+    out_dir: str | os.PathLike | None = None,
+    threshold: float = 0.5,
+    batch_size: int = PREDICT_BATCH,
+    worst: int = 16,
+    tta: bool = False,
+) -> dict[str, Any]:
+    """Measure a run on a labelled folder (class sub-folders named as in training).
+
+    If ``data_dir`` has a train/val split, its validation folder is used. Writes
+    ``report.json``, ``confusion_matrix.png``, ``roc_curve.png`` and ``most_wrong.png`` into a
+    new folder that then replaces ``out_dir`` (default: ``RUN_DIR/evaluation``) whole, so it is
+    always one consistent report; a file that fails to decode is recorded, never fatal.
+
+    Returns:
+        The metrics dict (also in report.json), with ``most_wrong`` image paths.
+    """
+    run = load_run(run_dir)
+    _check_threshold(threshold)
+    data_dir, run_dir = os.fspath(data_dir), os.fspath(run_dir)
+    if not os.path.isdir(data_dir):
+        raise DataError(f"{data_dir}: no such folder; pass a folder with one sub-folder per class")
+    split = find_split(data_dir)
+    folder = split[1] if split else data_dir
+    names, items, skipped = index_classes(folder, run.class_names)
+    if not items:
+        raise DataError(f"{folder}: no readable images in class folders named {run.class_names}")
+    out_dir = os.fspath(out_dir or os.path.join(run_dir, "evaluation"))
+    check_place(out_dir, "--out", data=[data_dir], runs=[run_dir])
+    check_replaceable(out_dir, "evaluation", "--out")
+    with run_lock_if_inside(run_dir, out_dir, "evaluate"):
+        probs, batches = probabilities(run, items, batch_size, tta)
+        y_true = np.array([label for _, label in items])
+        metrics = reports.classification_metrics(y_true, probs, names, threshold)
+        predicted = decide(probs, threshold)
+        confidence = probs[np.arange(len(probs)), predicted]
+        p_true = probs[np.arange(len(probs)), y_true]
+        wrong = [int(i) for i in np.argsort(p_true, kind="stable") if predicted[i] != y_true[i]][:worst]
+        metrics["most_wrong"] = [
+            {"path": items[i][0], "true": names[y_true[i]], "predicted": names[predicted[i]],
+             "probability": float(confidence[i])}
+            for i in wrong
+        ]  # fmt: skip
+        metrics.update(data_dir=os.path.abspath(data_dir), threshold=threshold, tta=tta,
+                       class_names=names,
+                       skipped=[s.to_dict() for s in skipped + batches.failed])  # fmt: skip
+        tmp = make_temp_folder(out_dir, "evaluation")
+        try:
+            reports.plot_confusion(metrics["confusion_matrix"], names, os.path.join(tmp, "confusion_matrix.png"))
+            reports.plot_roc(y_true, probs, names, os.path.join(tmp, "roc_curve.png"))
+            if wrong:
+                _most_wrong_grid(run, items, wrong, y_true, predicted, confidence, names,
+                                 os.path.join(tmp, "most_wrong.png"))  # fmt: skip
+            metrics["files"] = sorted([*(f for f in os.listdir(tmp) if not f.startswith(".")), "report.json"])
+            write_json(os.path.join(tmp, "report.json"), metrics)
+            swap_in(tmp, out_dir, "evaluation", "--out")
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    metrics["out_dir"] = out_dir
+    return metrics
+
+
+def _most_wrong_grid(
+    run: Run, items: list[tuple[str, int]], wrong: list[int], y_true: np.ndarray,
+    predicted: np.ndarray, confidence: np.ndarray, names: list[str], path: str,
+) -> None:  # fmt: skip
+    """The misclassified images, worst first, captioned; an unreadable one shown blank."""
+    from simplecnn.data import load_image, shown
+
+    images, titles = [], []
+    for i in wrong:
+        try:
+            images.append(load_image(items[i][0], (128, 128), run.channels))
+            note = ""
+        except DataError:  # it was scored as a blank image: shown as one, and named
+            images.append(np.zeros((128, 128, run.channels), np.uint8))
+            note = " [unreadable]"
+        titles.append(f"{shown(os.path.basename(items[i][0]))[:24]}{note}\ntrue {names[y_true[i]]}, "
+                      f"said {names[predicted[i]]} ({confidence[i]:.2f})")  # fmt: skip
+    reports.plot_grid(images, titles, path)

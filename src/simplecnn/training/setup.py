@@ -1,0 +1,154 @@
+"""One setup for everything that trains: the data, the model config, the batches and the
+compiled model, built the same way for ``train``, ``lr-find`` and ``bench``.
+
+:func:`prepare` does the work that does not depend on a run directory (scan the folder, choose
+the architecture for its classes, check the memory, make the batches); :meth:`Setup.build_model`
+builds and compiles the model in the recipe's precision with its optimizer.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import keras
+import numpy as np
+
+from simplecnn import hardware
+from simplecnn.config import ModelConfig, TrainConfig
+from simplecnn.data import Dataset, ImageBatches, scan_folder
+from simplecnn.errors import DataError
+from simplecnn.heads import head_units, loss_name
+from simplecnn.models import build_model
+
+__all__ = ["Setup", "prepare", "make_optimizer", "build_training_model", "float32_model"]
+
+# Fixed training images whose BatchNorm statistics are recomputed each epoch: this many batches.
+BN_BATCHES = 16
+
+
+@dataclass
+class Setup:
+    """What training a folder needs, before any run directory is involved."""
+
+    dataset: Dataset
+    config: TrainConfig
+    model_config: ModelConfig
+    train_batches: ImageBatches  # shuffled, augmented per the recipe; this process's shard
+    val_batches: ImageBatches | None
+    bn_batches: ImageBatches  # fixed, un-augmented training images (precise BN)
+    augment: bool
+    cache: bool
+    class_weight: dict[int, float] | None
+
+    @property
+    def precision(self) -> str:
+        """The Keras dtype policy the model trains in (the recipe's choice for this machine)."""
+        return hardware.training_precision(self.config.precision)
+
+    def build_model(self, optimizer: keras.optimizers.Optimizer | None = None) -> keras.Model:
+        """The model built in :attr:`precision` and compiled with the recipe's optimizer (or
+        ``optimizer``), seeded by the recipe's seed."""
+        keras.utils.set_random_seed(self.config.seed)
+        return build_training_model(self.config.style, self.model_config, self.config,
+                                    len(self.train_batches), optimizer)  # fmt: skip
+
+
+def prepare(
+    data_dir: str | os.PathLike,
+    config: TrainConfig | None = None,
+    architecture: ModelConfig | None = None,
+    shard: tuple[int, int] = (0, 1),
+) -> Setup:
+    """Scan ``data_dir`` and make everything training it with ``config`` needs.
+
+    Args:
+        data_dir: one sub-folder per class, or ``train/`` and ``val/`` folders of that form.
+        config: the recipe (:class:`TrainConfig` defaults when ``None``).
+        architecture: the model's blocks and head (the seed's when ``None``); its input shape
+            and classes are set from ``config`` and the data.
+        shard: ``(index, count)`` of this process in a multi-process job.
+
+    Raises:
+        DataError: the folder cannot be trained on (see :func:`simplecnn.data.scan_folder`), or
+            the batch is larger than the training set.
+        UsageError: a training step would not fit in this machine's memory.
+    """
+    config = config or TrainConfig()
+    dataset = scan_folder(data_dir, config.validation_split, config.seed)
+    if config.batch_size > len(dataset.train):
+        raise DataError(
+            f"--batch-size {config.batch_size} is larger than the {len(dataset.train)} training "
+            f"images in {data_dir}; use a batch size of at most {len(dataset.train)}"
+        )
+    model_config = (architecture or ModelConfig()).replace(
+        input_shape=(config.image_size, config.image_size, config.channels),
+        num_classes=head_units(len(dataset.class_names)),
+    )
+    hardware.check_training_memory(model_config, config.batch_size)
+    cache = config.cache_for(len(dataset.train) + len(dataset.val))
+    common = dict(image_size=(config.image_size, config.image_size), channels=config.channels,
+                  batch_size=config.batch_size, num_classes=model_config.num_classes,
+                  seed=config.seed)  # fmt: skip
+    augment = config.augment_for(len(dataset.train))
+    train_batches = ImageBatches(dataset.train, shuffle=True, augment=augment, shard=shard,
+                                 cache=cache, **common)  # fmt: skip
+    val_batches = ImageBatches(dataset.val, shard=shard, cache=cache, **common) if dataset.val else None
+    order = np.random.default_rng(config.seed).permutation(len(dataset.train))
+    bn_batches = ImageBatches([dataset.train[i] for i in order[: BN_BATCHES * config.batch_size]],
+                              cache=True, **common)  # fmt: skip
+    return Setup(dataset, config, model_config, train_batches, val_batches, bn_batches, augment,
+                 cache, _class_weight(config, dataset))  # fmt: skip
+
+
+def _class_weight(config: TrainConfig, dataset: Dataset) -> dict[int, float] | None:
+    if config.class_weight != "balanced":
+        return None
+    from sklearn.utils.class_weight import compute_class_weight
+
+    labels = np.array([label for _, label in dataset.train])
+    classes = np.arange(len(dataset.class_names))
+    return {i: float(w) for i, w in enumerate(compute_class_weight("balanced", classes=classes, y=labels))}
+
+
+def make_optimizer(config: TrainConfig, steps_per_epoch: int) -> keras.optimizers.Optimizer:
+    """The recipe's optimizer: Adam or AdamW, constant or warm-up + cosine learning rate."""
+    lr: Any = config.learning_rate
+    if config.schedule == "cosine":
+        total = max(1, steps_per_epoch * config.epochs)
+        warmup = min(steps_per_epoch * config.warmup_epochs, total // 2)
+        lr = keras.optimizers.schedules.CosineDecay(
+            initial_learning_rate=config.learning_rate * (0.01 if warmup else 1.0),
+            decay_steps=max(1, total - warmup),
+            alpha=0.01,
+            warmup_target=config.learning_rate if warmup else None,
+            warmup_steps=warmup,
+        )
+    ema: dict[str, Any] = {}
+    if config.ema_epochs > 0:
+        # A window of about ema_epochs epochs: momentum 1 - 1 / steps.
+        ema = {"use_ema": True, "ema_momentum": 1.0 - 1.0 / max(2.0, config.ema_epochs * steps_per_epoch)}
+    if config.optimizer == "adamw":
+        return keras.optimizers.AdamW(lr, weight_decay=config.weight_decay, **ema)
+    return keras.optimizers.Adam(lr, **ema)
+
+
+def build_training_model(
+    style: str, model_config: ModelConfig, config: TrainConfig, steps_per_epoch: int,
+    optimizer: keras.optimizers.Optimizer | None = None,
+) -> keras.Model:  # fmt: skip
+    """The model as ``train`` trains it: built in the recipe's precision, compiled with its
+    optimizer (schedule, weight average; or ``optimizer``) and the machine's ``jit_compile``."""
+    with hardware.dtype_policy(hardware.training_precision(config.precision)):
+        model = build_model(style, model_config)
+    model.compile(optimizer=optimizer or make_optimizer(config, steps_per_epoch),
+                  loss=loss_name(model_config.num_classes), metrics=["accuracy"],
+                  jit_compile=hardware.jit_compile())  # fmt: skip
+    return model
+
+
+def float32_model(style: str, model_config: ModelConfig) -> keras.Model:
+    """The model built in float32 whatever the global dtype policy (what a run keeps)."""
+    with hardware.dtype_policy("float32"):
+        return build_model(style, model_config)
