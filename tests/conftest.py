@@ -18,9 +18,9 @@ def world(tmp_path_factory) -> dict[str, str]:
     """For the adversarial suite (tests/adversarial/): ROOT/photos (DATA: cats/, dogs/),
     ROOT/runs/run (RUN, a finished run), ROOT/mine (MINE: notes and a functional.png of the
     user's), ROOT/mine.csv and ROOT/mine.png."""
+    from imagegen import make_folder
     from PIL import Image
 
-    from imagegen import make_folder
     from simplecnn.config import TrainConfig
     from simplecnn.training import train
 
@@ -51,6 +51,7 @@ def train_small_run(
 ) -> tuple[str, str]:
     """A folder of test images and a run trained on it at 32x32: ``(data_dir, run_dir)``."""
     from imagegen import make_folder
+
     from simplecnn.config import TrainConfig
     from simplecnn.training import train
 

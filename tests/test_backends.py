@@ -5,10 +5,9 @@ import os
 import subprocess
 import sys
 
-import numpy as np
 import pytest
-
 from imagegen import make_folder
+
 from simplecnn.config import TrainConfig
 from simplecnn.training import predict, train
 

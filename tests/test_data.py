@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from imagegen import make_folder, make_split_folder
 from PIL import Image
 
-from imagegen import make_folder, make_split_folder
 from simplecnn.data import (
     DataError,
     ImageBatches,

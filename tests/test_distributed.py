@@ -9,7 +9,6 @@ import time
 
 import numpy as np
 import pytest
-
 from conftest import free_port
 from imagegen import make_folder
 

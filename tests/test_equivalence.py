@@ -3,8 +3,8 @@
 import keras
 import numpy as np
 import pytest
-
 from seed_models import functional_model, sequential_model
+
 from simplecnn.config import ModelConfig
 from simplecnn.equivalence import (
     compare_styles,

@@ -6,9 +6,9 @@ import os
 import keras
 import numpy as np
 import pytest
+from conftest import BACKEND, train_small_run
 from PIL import Image
 
-from conftest import BACKEND, train_small_run
 from simplecnn.cli import main
 from simplecnn.equivalence import randomize_weights, transfer_weights
 from simplecnn.explain import conv_layer_names, gradcam

@@ -5,8 +5,8 @@ import os
 
 import numpy as np
 import pytest
-
 from conftest import train_small_run
+
 from simplecnn.cli import main
 from simplecnn.data import load_image
 from simplecnn.export import FORMATS, export_run, load_artifact

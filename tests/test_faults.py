@@ -1,7 +1,6 @@
 """Bad input and faults: messy folders, kill -9 and resume, NaN losses, hostile model files,
 and command-line mistakes. Each ends in training going on (skips recorded) or one clear line."""
 
-import errno
 import io
 import json
 import os
@@ -10,15 +9,14 @@ import struct
 import subprocess
 import sys
 import time
-import zipfile
 import zlib
 
 import keras
 import numpy as np
 import pytest
+from imagegen import make_folder
 from PIL import Image
 
-from imagegen import make_folder
 from simplecnn.cli import main
 from simplecnn.config import ModelConfig, TrainConfig
 from simplecnn.data import scan_folder

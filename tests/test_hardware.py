@@ -7,9 +7,8 @@ import time
 import keras
 import numpy as np
 import pytest
-
-from conftest import BACKEND
 from imagegen import make_folder
+
 from simplecnn import hardware
 from simplecnn.cli import main
 from simplecnn.config import CACHE_BELOW_BYTES, TrainConfig

@@ -9,15 +9,14 @@ import os
 import warnings
 
 import pytest
+from conftest import train_small_run
 from PIL import Image
 
-from conftest import train_small_run
 from simplecnn.cli import main
 from simplecnn.errors import DiskFullError, LockedError, OutputError
-from simplecnn.outputs import (
-    MARKER, RunLock, atomic_write, check_place, claim_folder, folder_kind, foreign_entries,
-    is_own_png, write_json,
-)  # fmt: skip
+from simplecnn.files import atomic_write, is_own_png, write_json
+from simplecnn.locks import RunLock
+from simplecnn.outputs import MARKER, check_place, claim_folder, folder_kind, foreign_entries
 
 
 def test_claim_folder_creates_marks_and_refuses_what_it_did_not_make(tmp_path):

@@ -5,8 +5,8 @@ import json
 import keras
 import numpy as np
 import pytest
-
 from imagegen import make_folder
+
 from simplecnn.cli import main
 from simplecnn.config import AUGMENT_BELOW, PLAIN_RECIPE, TrainConfig
 from simplecnn.lr_find import _valley, lr_find

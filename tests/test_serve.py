@@ -10,11 +10,11 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
+from conftest import free_port, train_small_run
 from fastapi.testclient import TestClient
+from imagegen import COLOURS, make_image
 from PIL import Image
 
-from conftest import free_port, train_small_run
-from imagegen import COLOURS, make_image
 from simplecnn.serve import create_app
 from simplecnn.training import predict
 

@@ -8,14 +8,14 @@ import shutil
 import keras
 import numpy as np
 import pytest
+from imagegen import make_folder, make_split_folder
 from sklearn import metrics as skm
 
-from imagegen import make_folder, make_split_folder
 from simplecnn.config import TrainConfig
 from simplecnn.data import DataError
+from simplecnn.errors import OutputError
 from simplecnn.models import STYLES
 from simplecnn.reports import classification_metrics
-from simplecnn.errors import OutputError
 from simplecnn.training import RunError, evaluate, load_run, predict, train
 
 FAST = dict(image_size=32, epochs=2, batch_size=8, patience=5)

@@ -18,7 +18,7 @@ _LAZY = {
     "STYLES": "simplecnn.models",
     "build_model": "simplecnn.models",
     "SimpleCNN": "simplecnn.models",
-    "transfer_weights": "simplecnn.equivalence",
+    "transfer_weights": "simplecnn.models.weights",
     "compare_styles": "simplecnn.equivalence",
     "model_cost": "simplecnn.costs",
     "train": "simplecnn.training",

@@ -167,14 +167,13 @@ def run_bench(
 
     from simplecnn.config import ModelConfig
     from simplecnn.costs import model_cost
+    from simplecnn.hardware import check_training_memory
     from simplecnn.models import build_model
 
     for name, value in (("image_size", image_size), ("batch_size", batch_size),
                         ("steps", steps), ("rounds", rounds)):  # fmt: skip
         if not (isinstance(value, int) and value > 0):
             raise UsageError(f"bench: {name} must be a positive integer. Received: {value!r}")
-    from simplecnn.hardware import check_training_memory
-
     check_training_memory(ModelConfig(input_shape=(image_size, image_size, 3)), batch_size)
     say = progress or (lambda _: None)
     say("measuring the float32 matmul peak (numpy, 2048x2048)")
@@ -190,35 +189,8 @@ def run_bench(
             f"at {image_size}x{image_size}, batch {batch_size}")  # fmt: skip
         result = run_in_backend(backend, "simplecnn.bench", [json.dumps(spec)])
         by = {(r["style"], r["setting"]): r for r in result["runs"]}
-        for style in styles:
-            ours, default = by[(style, "simplecnn")], by[(style, "keras_default")]
-            peaks = result["backend_matmul_gflops"]
-            bf16 = ours["precision"] == "mixed_bfloat16"
-            # Model FLOP utilisation: training FLOP/s over the device's matmul peak in the
-            # training precision, both measured by the backend on its device (on a GPU, the
-            # GPU's), so it holds where numpy's CPU roofline does not.
-            mfu = ours["train_img_per_s"] * cost.train_flops / (peaks["bfloat16" if bf16 else "float32"] * 1e9)
-            rows.append({
-                "backend": backend, "style": style, "precision": ours["precision"],
-                "predict_batch": result["predict_batch"],
-                "train_img_per_s": ours["train_img_per_s"],
-                "predict_img_per_s": ours["predict_img_per_s"],
-                "keras_default_train_img_per_s": default["train_img_per_s"],
-                "keras_default_predict_img_per_s": default["predict_img_per_s"],
-                "train_ratio_to_keras_default": ours["train_img_per_s"] / default["train_img_per_s"],
-                "predict_ratio_to_keras_default":
-                    ours["predict_img_per_s"] / default["predict_img_per_s"],
-                "roofline_train_img_per_s": roof_train,
-                "roofline_predict_img_per_s": roof_predict,
-                "train_fraction_of_roofline": ours["train_img_per_s"] / roof_train,
-                "predict_fraction_of_roofline": ours["predict_img_per_s"] / roof_predict,
-                "warmup_s": ours["warmup_s"],
-                "peak_rss_mib": result["peak_rss_mib"],
-                "backend_matmul_gflops": peaks,
-                "train_mfu": mfu,
-                # The same, named for bfloat16 rows (None for float32 ones).
-                "train_fraction_of_bfloat16_roofline": mfu if bf16 else None,
-            })  # fmt: skip
+        rows += [_row(backend, style, by[(style, "simplecnn")], by[(style, "keras_default")],
+                      result, cost, roof_train, roof_predict) for style in styles]  # fmt: skip
     return {
         "machine": {"cpus": os.cpu_count(), "matmul_peak_gflops": peak,
                     "keras": keras.__version__},  # fmt: skip
@@ -227,6 +199,37 @@ def run_bench(
         "settings": {"batch_size": batch_size, "steps": steps, "rounds": rounds},
         "rows": rows,
     }
+
+
+def _row(backend: str, style: str, ours: dict[str, Any], default: dict[str, Any], result: dict[str, Any],
+         cost: Any, roof_train: float, roof_predict: float) -> dict[str, Any]:  # fmt: skip
+    """One configuration's figures: simplecnn's and Keras's defaults, against the rooflines."""
+    peaks = result["backend_matmul_gflops"]
+    bf16 = ours["precision"] == "mixed_bfloat16"
+    # Model FLOP utilisation: training FLOP/s over the device's matmul peak in the training
+    # precision, both measured by the backend on its device (on a GPU, the GPU's), so it holds
+    # where numpy's CPU roofline does not.
+    mfu = ours["train_img_per_s"] * cost.train_flops / (peaks["bfloat16" if bf16 else "float32"] * 1e9)
+    return {
+        "backend": backend, "style": style, "precision": ours["precision"],
+        "predict_batch": result["predict_batch"],
+        "train_img_per_s": ours["train_img_per_s"],
+        "predict_img_per_s": ours["predict_img_per_s"],
+        "keras_default_train_img_per_s": default["train_img_per_s"],
+        "keras_default_predict_img_per_s": default["predict_img_per_s"],
+        "train_ratio_to_keras_default": ours["train_img_per_s"] / default["train_img_per_s"],
+        "predict_ratio_to_keras_default": ours["predict_img_per_s"] / default["predict_img_per_s"],
+        "roofline_train_img_per_s": roof_train,
+        "roofline_predict_img_per_s": roof_predict,
+        "train_fraction_of_roofline": ours["train_img_per_s"] / roof_train,
+        "predict_fraction_of_roofline": ours["predict_img_per_s"] / roof_predict,
+        "warmup_s": ours["warmup_s"],
+        "peak_rss_mib": result["peak_rss_mib"],
+        "backend_matmul_gflops": peaks,
+        "train_mfu": mfu,
+        # The same, named for bfloat16 rows (None for float32 ones).
+        "train_fraction_of_bfloat16_roofline": mfu if bf16 else None,
+    }  # fmt: skip
 
 
 def format_table(report: dict[str, Any]) -> str:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
 import math
+from dataclasses import dataclass, field
 from typing import Any
 
 from simplecnn.errors import ConfigError
@@ -86,35 +86,7 @@ class ModelConfig:
                     f"ModelConfig.{name} needs one entry per block ({n_blocks}, as in "
                     f"filters={self.filters!r}). Received: {name}={getattr(self, name)!r}"
                 )
-        for name in ("filters", "convs"):
-            values = getattr(self, name)
-            if not all(_is_int(v) and 0 < v <= 4096 for v in values):
-                raise ConfigError(
-                    f"ModelConfig.{name} must hold integers in [1, 4096]. Received: {name}={values!r}"
-                )
-        if not all(
-            isinstance(r, (int, float)) and not isinstance(r, bool) and 0.0 <= r < 1.0
-            for r in self.dropout
-        ):
-            raise ConfigError(
-                "ModelConfig.dropout rates must be numbers in [0, 1). "
-                f"Received: dropout={self.dropout!r}"
-            )
-        if not (_is_int(self.dense_units) and 0 < self.dense_units <= 65536):
-            raise ConfigError(
-                "ModelConfig.dense_units must be an integer in [1, 65536]. "
-                f"Received: dense_units={self.dense_units!r}"
-            )
-        if not (_is_int(self.num_classes) and 1 <= self.num_classes <= 100_000):
-            raise ConfigError(
-                "ModelConfig.num_classes must be 1 (binary, sigmoid) or an integer in [2, 100000] "
-                f"(softmax). Received: num_classes={self.num_classes!r}"
-            )
-        if not (_is_int(self.kernel_size) and 0 < self.kernel_size <= 31):
-            raise ConfigError(
-                "ModelConfig.kernel_size must be an integer in [1, 31]. "
-                f"Received: kernel_size={self.kernel_size!r}"
-            )
+        self._check_values()
         # Each block halves height and width; the image must survive every pooling.
         smallest = 2**n_blocks
         if shape[0] < smallest or shape[1] < smallest:
@@ -122,6 +94,24 @@ class ModelConfig:
                 f"ModelConfig.input_shape {shape!r} is too small for {n_blocks} pooling "
                 f"blocks: height and width must be at least {smallest}."
             )
+
+    def _check_values(self) -> None:
+        """Each number within its stated range (one line naming the field and the value)."""
+        rules = [
+            ("filters", all(_is_int(v) and 0 < v <= 4096 for v in self.filters), "hold integers in [1, 4096]"),
+            ("convs", all(_is_int(v) and 0 < v <= 4096 for v in self.convs), "hold integers in [1, 4096]"),
+            ("dropout", all(_is_number(r) and 0.0 <= r < 1.0 for r in self.dropout),
+             "hold rates, numbers in [0, 1)"),
+            ("dense_units", _is_int(self.dense_units) and 0 < self.dense_units <= 65536,
+             "be an integer in [1, 65536]"),
+            ("num_classes", _is_int(self.num_classes) and 1 <= self.num_classes <= 100_000,
+             "be 1 (binary, sigmoid) or an integer in [2, 100000] (softmax)"),
+            ("kernel_size", _is_int(self.kernel_size) and 0 < self.kernel_size <= 31,
+             "be an integer in [1, 31]"),
+        ]  # fmt: skip
+        for name, ok, allowed in rules:
+            if not ok:
+                raise ConfigError(f"ModelConfig.{name} must {allowed}. Received: {name}={getattr(self, name)!r}")
 
     @property
     def num_blocks(self) -> int:

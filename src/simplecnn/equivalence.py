@@ -15,7 +15,14 @@ import keras
 import numpy as np
 
 from simplecnn.config import ModelConfig
-from simplecnn.models import STYLES, build_model, leaf_layers
+from simplecnn.models import STYLES, build_model
+from simplecnn.models.weights import (
+    gradients,
+    param_counts,
+    randomize_weights,
+    sync_random_state,
+    transfer_weights,
+)  # fmt: skip
 
 __all__ = [
     "transfer_weights",
@@ -32,153 +39,6 @@ __all__ = [
 
 # The largest |difference| compare accepts between styles (outputs and gradients).
 TOLERANCE = 1e-6
-
-
-def _weighted_layers(model: keras.Model) -> list[keras.layers.Layer]:
-    return [layer for layer in leaf_layers(model) if layer.weights]
-
-
-def transfer_weights(source: keras.Model, target: keras.Model) -> list[tuple[str, str]]:
-    """Copy every weight of ``source`` into ``target``, whatever the two models' styles.
-
-    Layers are paired by name when both models use the same names (all simplecnn models do),
-    otherwise by position among the layers that hold weights (for example a model built from
-    the seed's code, whose layers are called ``conv2d_12`` ...), in which case their types must
-    match. Every shape is checked before anything is written, so a mismatch leaves ``target``
-    untouched.
-
-    Args:
-        source: the model to copy from (built).
-        target: the model to copy into (built).
-
-    Returns:
-        The ``(source layer, target layer)`` name pairs, in the target's order.
-
-    Raises:
-        ValueError: the two models do not have the same layers and weight shapes.
-    """
-    src, dst = _weighted_layers(source), _weighted_layers(target)
-    if len(src) != len(dst):
-        raise ValueError(
-            f"Cannot transfer weights: {source.name!r} has {len(src)} layers with weights "
-            f"({', '.join(l.name for l in src)}) but {target.name!r} has {len(dst)} "
-            f"({', '.join(l.name for l in dst)})."
-        )
-    src_by_name = {layer.name: layer for layer in src}
-    if len(src_by_name) == len(src) and set(src_by_name) == {layer.name for layer in dst}:
-        pairs = [(src_by_name[layer.name], layer) for layer in dst]
-    else:
-        pairs = list(zip(src, dst))
-        for s, t in pairs:
-            if type(s) is not type(t):
-                raise ValueError(
-                    f"Cannot transfer weights: layer {s.name!r} is a {type(s).__name__} in "
-                    f"{source.name!r} but its counterpart {t.name!r} is a {type(t).__name__} "
-                    f"in {target.name!r}."
-                )
-    values = []
-    for s, t in pairs:
-        sw, tw = s.weights, t.weights
-        if len(sw) != len(tw):
-            raise ValueError(
-                f"Cannot transfer weights: layer {t.name!r} has {len(tw)} weights in "
-                f"{target.name!r} but {len(sw)} in {source.name!r}."
-            )
-        for a, b in zip(sw, tw):
-            if tuple(a.shape) != tuple(b.shape):
-                raise ValueError(
-                    f"Cannot transfer weights: {t.name}/{b.name} has shape {tuple(b.shape)} in "
-                    f"{target.name!r} but {s.name}/{a.name} has shape {tuple(a.shape)} in "
-                    f"{source.name!r}. Build both models with the same ModelConfig."
-                )
-        values.append(s.get_weights())
-    for (_, t), v in zip(pairs, values):
-        t.set_weights(v)
-    return [(s.name, t.name) for s, t in pairs]
-
-
-def sync_random_state(source: keras.Model, target: keras.Model) -> None:
-    """Give ``target``'s dropout layers the random-generator state of ``source``'s (by name)."""
-    states = {
-        layer.name: layer.seed_generator.state.value
-        for layer in leaf_layers(source)
-        if getattr(layer, "seed_generator", None) is not None
-    }
-    for layer in leaf_layers(target):
-        if layer.name in states and getattr(layer, "seed_generator", None) is not None:
-            layer.seed_generator.state.assign(states[layer.name])
-
-
-def randomize_weights(model: keras.Model, seed: int = 0) -> None:
-    """Give every weight, BatchNorm statistics included, random non-trivial values.
-
-    Freshly built BatchNorm layers are the identity in inference mode (mean 0, variance 1),
-    which would hide a style that mixed up its statistics; this makes them count.
-    """
-    rng = np.random.default_rng(seed)
-    for layer in leaf_layers(model):
-        if not layer.weights:
-            continue
-        new = []
-        for w in layer.weights:
-            shape = tuple(w.shape)
-            if "variance" in w.name or "gamma" in w.name:
-                new.append(rng.uniform(0.5, 1.5, shape).astype("float32"))
-            else:
-                new.append(rng.normal(0.0, 0.1, shape).astype("float32"))
-        layer.set_weights(new)
-
-
-def _loss_fn(model: keras.Model) -> keras.losses.Loss:
-    units = leaf_layers(model)[-1].units  # the `predictions` Dense layer
-    return (
-        keras.losses.BinaryCrossentropy()
-        if units == 1
-        else keras.losses.SparseCategoricalCrossentropy()
-    )
-
-
-def _weight_key(model: keras.Model) -> dict[int, str]:
-    """id(variable) -> "layer/variable", a style-independent name for each weight."""
-    return {
-        id(v): f"{layer.name}/{v.name}" for layer in leaf_layers(model) for v in layer.weights
-    }
-
-
-def gradients(
-    model: keras.Model, x: np.ndarray, y: np.ndarray, training: bool = True
-) -> dict[str, np.ndarray]:
-    """Gradients of the model's loss on one batch, keyed ``"layer/variable"``, on any backend.
-
-    Args:
-        model: a simplecnn model.
-        x: images, shape ``(batch, *input_shape)``, float32.
-        y: labels (0/1 floats for the sigmoid head, class indices for softmax).
-        training: the mode BatchNorm and Dropout run in.
-
-    Returns:
-        One NumPy array per trainable weight.
-    """
-    from simplecnn.backends import gradients as backend_gradients
-
-    loss_fn = _loss_fn(model)
-    variables = model.trainable_variables
-    non_trainable = [v.value for v in model.non_trainable_variables]
-
-    def loss_of(params: list) -> Any:
-        y_pred, _ = model.stateless_call(params, non_trainable, x, training=training)
-        return loss_fn(y, y_pred)
-
-    grads = backend_gradients(loss_of, [v.value for v in variables])
-    keys = _weight_key(model)
-    return {keys[id(v)]: g for v, g in zip(variables, grads)}
-
-
-def param_counts(model: keras.Model) -> tuple[int, int, int]:
-    """(total, trainable, non-trainable) parameter counts, as Keras's summary reports them."""
-    trainable = sum(int(np.prod(w.shape)) for w in model.trainable_weights)
-    non_trainable = sum(int(np.prod(w.shape)) for w in model.non_trainable_weights)
-    return trainable + non_trainable, trainable, non_trainable
 
 
 def _max_abs_diff(a: Any, b: Any) -> float:
@@ -204,7 +64,7 @@ def _can_plot(model: keras.Model, path: str) -> tuple[bool, str]:
     as simplecnn's); the reason if not."""
     from PIL import Image, PngImagePlugin
 
-    from simplecnn.outputs import PNG_METADATA, atomic_write
+    from simplecnn.files import PNG_METADATA, atomic_write
 
     try:
         with atomic_write(path, suffix=".png") as tmp:
@@ -276,12 +136,12 @@ def compare_styles(
     Returns:
         One :class:`StyleCheck` per style.
     """
+    from simplecnn.hardware import check_training_memory
+
     config = config or ModelConfig()
     styles = list(styles or STYLES)
     if plot_dir is not None:
         _check_plot_dir(plot_dir, styles)
-    from simplecnn.hardware import check_training_memory
-
     check_training_memory(config, batch_size)  # a training step per style, refused if too big
     rng = np.random.default_rng(seed)
     x = rng.uniform(0.0, 1.0, (batch_size, *config.input_shape)).astype("float32")
@@ -289,85 +149,70 @@ def compare_styles(
         y = rng.integers(0, 2, (batch_size, 1)).astype("float32")
     else:
         y = rng.integers(0, config.num_classes, (batch_size,)).astype("int32")
-
     keras.utils.set_random_seed(seed)
     # `source` only holds the starting state: a training-mode pass moves BatchNorm statistics
     # and dropout generators, so every model, the reference included, starts from a copy.
     source = build_model("functional", config)
     randomize_weights(source, seed)
-
-    def run(style: str) -> tuple[keras.Model, np.ndarray, dict[str, np.ndarray]]:
-        model = build_model(style, config)
-        transfer_weights(source, model)
-        sync_random_state(source, model)
-        out = keras.ops.convert_to_numpy(model(x, training=False))
-        # Unseeded Dropout on the torch backend draws from torch's global generator.
-        keras.utils.set_random_seed(seed)
-        return model, out, gradients(model, x, y, training=True)
-
-    reference, ref_out, ref_grads = run("functional")
-
+    reference = _Trial(source, "functional", config, x, y, seed)
     tmp = tempfile.mkdtemp(prefix="simplecnn-compare-")
     try:
-        rows = []
-        for style in styles:
-            model, out, grads = run(style)
-            missing = sorted(set(ref_grads) ^ set(grads))
-            grad_diff = (
-                float("inf")
-                if missing
-                else max(_max_abs_diff(ref_grads[k], grads[k]) for k in ref_grads)
-            )
-            # The training-mode pass above moved BatchNorm statistics: compare with the model now.
-            out_now = keras.ops.convert_to_numpy(model(x, training=False))
-            path = os.path.join(tmp, f"{style}.keras")
-            model.save(path)
-            loaded = keras.models.load_model(path)
-            loaded_out = keras.ops.convert_to_numpy(loaded(x, training=False))
-            plot_path = os.path.join(plot_dir or tmp, f"{style}.png")
-            plot_ok, plot_error = _can_plot(model, plot_path)
-            total, trainable, non_trainable = param_counts(model)
-            row = StyleCheck(
-                style=style,
-                backend=keras.backend.backend(),
-                total_params=total,
-                trainable_params=trainable,
-                non_trainable_params=non_trainable,
-                output_shape=tuple(model.compute_output_shape((None, *config.input_shape))),
-                max_output_diff=_max_abs_diff(ref_out, out),
-                max_grad_diff=grad_diff,
-                save_load_diff=_max_abs_diff(out_now, loaded_out),
-                plot_ok=plot_ok,
-                plot_error=plot_error,
-            )
-            ref_total = param_counts(reference)
-            if (total, trainable, non_trainable) != ref_total:
-                row.failures.append(f"parameter counts {row.total_params} != {ref_total}")
-            if row.max_output_diff > tolerance:
-                row.failures.append(f"outputs differ by {row.max_output_diff:.3g}")
-            if missing or row.max_grad_diff > tolerance:
-                row.failures.append(
-                    f"gradients differ by {row.max_grad_diff:.3g}"
-                    + (f" (weights not in both: {missing})" if missing else "")
-                )
-            if row.save_load_diff > tolerance:
-                row.failures.append(f"save/load changes outputs by {row.save_load_diff:.3g}")
-            if type(loaded) is not type(model):
-                row.failures.append(
-                    f"load_model gave a {type(loaded).__name__}, not a {type(model).__name__}"
-                )
-            if not plot_ok:
-                row.failures.append(f"plot_model failed ({plot_error})")
-            rows.append(row)
-        return rows
+        return [_check(reference, _Trial(source, style, config, x, y, seed), tolerance,
+                       tmp, plot_dir or tmp) for style in styles]  # fmt: skip
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+class _Trial:
+    """One style given ``source``'s weights and dropout state: its inference outputs and its
+    gradients of one training-mode batch."""
+
+    def __init__(self, source: keras.Model, style: str, config: ModelConfig, x: np.ndarray,
+                 y: np.ndarray, seed: int) -> None:  # fmt: skip
+        self.style, self.x = style, x
+        self.model = build_model(style, config)
+        transfer_weights(source, self.model)
+        sync_random_state(source, self.model)
+        self.out = keras.ops.convert_to_numpy(self.model(x, training=False))
+        keras.utils.set_random_seed(seed)  # unseeded Dropout on torch draws from torch's generator
+        self.grads = gradients(self.model, x, y, training=True)
+
+
+def _check(ref: _Trial, trial: _Trial, tolerance: float, tmp: str, plot_dir: str) -> StyleCheck:
+    """``trial`` measured against the reference: counts, outputs, gradients, save/load, plot."""
+    model, x = trial.model, trial.x
+    missing = sorted(set(ref.grads) ^ set(trial.grads))
+    grad_diff = float("inf") if missing else max(_max_abs_diff(ref.grads[k], trial.grads[k]) for k in ref.grads)
+    # The training-mode pass moved BatchNorm statistics: compare with the model as it is now.
+    out_now = keras.ops.convert_to_numpy(model(x, training=False))
+    path = os.path.join(tmp, f"{trial.style}.keras")
+    model.save(path)
+    loaded = keras.models.load_model(path)
+    plot_ok, plot_error = _can_plot(model, os.path.join(plot_dir, f"{trial.style}.png"))
+    counts = param_counts(model)
+    row = StyleCheck(trial.style, keras.backend.backend(), *counts,
+                     output_shape=tuple(model.compute_output_shape((None, *x.shape[1:]))),
+                     max_output_diff=_max_abs_diff(ref.out, trial.out), max_grad_diff=grad_diff,
+                     save_load_diff=_max_abs_diff(out_now, keras.ops.convert_to_numpy(loaded(x, training=False))),
+                     plot_ok=plot_ok, plot_error=plot_error)  # fmt: skip
+    checks = [
+        (counts != param_counts(ref.model), f"parameter counts {counts} != {param_counts(ref.model)}"),
+        (row.max_output_diff > tolerance, f"outputs differ by {row.max_output_diff:.3g}"),
+        (bool(missing) or grad_diff > tolerance, f"gradients differ by {grad_diff:.3g}"
+         + (f" (weights not in both: {missing})" if missing else "")),
+        (row.save_load_diff > tolerance, f"save/load changes outputs by {row.save_load_diff:.3g}"),
+        (type(loaded) is not type(model),
+         f"load_model gave a {type(loaded).__name__}, not a {type(model).__name__}"),
+        (not plot_ok, f"plot_model failed ({plot_error})"),
+    ]  # fmt: skip
+    row.failures += [message for failed, message in checks if failed]
+    return row
 
 
 def _check_plot_dir(plot_dir: str, styles: list[str]) -> None:
     """The plot folder may hold anything, but the PNGs compare writes must be new or its own."""
     from simplecnn.errors import OutputError
-    from simplecnn.outputs import check_file_target, is_own_png
+    from simplecnn.files import check_file_target, is_own_png
 
     if os.path.lexists(plot_dir) and not os.path.isdir(plot_dir):
         raise OutputError(f"--plot-dir {plot_dir}: exists and is not a folder")

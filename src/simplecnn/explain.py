@@ -20,8 +20,9 @@ everything else is ``keras.ops``.
 from __future__ import annotations
 
 import os
+import shutil
 from dataclasses import dataclass
-from typing import BinaryIO, Callable, Sequence
+from typing import Any, BinaryIO, Callable, Sequence
 
 import keras
 import numpy as np
@@ -240,9 +241,10 @@ def explain_files(
         The rows (``path``, ``label`` and ``probability`` predicted, ``explains``, ``layer``,
         ``png``), the skipped files and the folder.
     """
-    from simplecnn.data import Skipped, list_images, load_image
-    from simplecnn.errors import DataError, UsageError
-    from simplecnn.outputs import check_place, check_replaceable, make_temp_folder, swap_in, write_json
+    from simplecnn.data import list_images
+    from simplecnn.errors import UsageError
+    from simplecnn.files import write_json
+    from simplecnn.outputs import check_place, check_replaceable, make_temp_folder, swap_in
     from simplecnn.runs import load_run, run_lock_if_inside
 
     run = load_run(run_dir)
@@ -262,30 +264,39 @@ def explain_files(
         try:
             used: set[str] = set()
             for path in files:
-                try:
-                    pixels = load_image(path, run.image_size, run.channels)
-                    shown = display_image(path)
-                except (DataError, OSError) as exc:
-                    skipped.append(Skipped(path, getattr(exc, "reason", None) or str(exc)))
-                    continue
-                figure, cam = explain_picture(run.model, pixels, shown, names, layer, class_index)
-                i = int(cam.probabilities[0].argmax())  # the prediction (class_name may differ)
-                name = _picture_name(path, used)
-                figure.save(os.path.join(tmp, name), "PNG")
-                row = {"path": path, "label": names[i], "probability": float(cam.probabilities[0, i]),
-                       "layer": cam.layer, "explains": names[int(cam.class_indices[0])],
-                       "png": os.path.join(out, name)}  # fmt: skip
-                rows.append(row)
-                if on_image is not None:
-                    on_image(row)
+                row = _explain_file(run, path, tmp, out, used, layer, class_index, skipped)
+                if row is not None:
+                    rows.append(row)
+                    if on_image is not None:
+                        on_image(row)
             write_json(os.path.join(tmp, "explain.json"), rows)
             if rows:
                 swap_in(tmp, out, "explain", "--out")
         finally:
-            import shutil
-
             shutil.rmtree(tmp, ignore_errors=True)
     return ExplainResult(rows, skipped, out)
+
+
+def _explain_file(run: Any, path: str, tmp: str, out: str, used: set[str], layer: str | None,
+                  class_index: int | None, skipped: list) -> dict | None:  # fmt: skip
+    """Write one image's Grad-CAM picture into ``tmp``; its row, or None (recorded as skipped)."""
+    from simplecnn.data import Skipped, load_image
+    from simplecnn.errors import DataError
+
+    try:
+        pixels = load_image(path, run.image_size, run.channels)
+        shown = display_image(path)
+    except (DataError, OSError) as exc:
+        skipped.append(Skipped(path, getattr(exc, "reason", None) or str(exc)))
+        return None
+    names = run.class_names
+    figure, cam = explain_picture(run.model, pixels, shown, names, layer, class_index)
+    i = int(cam.probabilities[0].argmax())  # the prediction (the explained class may differ)
+    name = _picture_name(path, used)
+    figure.save(os.path.join(tmp, name), "PNG")
+    return {"path": path, "label": names[i], "probability": float(cam.probabilities[0, i]),
+            "layer": cam.layer, "explains": names[int(cam.class_indices[0])],
+            "png": os.path.join(out, name)}  # fmt: skip
 
 
 def _picture_name(path: str, used: set[str]) -> str:

@@ -35,10 +35,8 @@ import numpy as np
 
 from simplecnn.data import load_image
 from simplecnn.errors import ExportError, UsageError
-from simplecnn.outputs import (
-    check_place, check_replaceable, disk_full_error, is_disk_full, make_temp_folder, swap_in,
-    write_json, write_text,
-)  # fmt: skip
+from simplecnn.files import disk_full_error, is_disk_full, write_json, write_text
+from simplecnn.outputs import check_place, check_replaceable, make_temp_folder, swap_in
 from simplecnn.runs import Run, load_run, run_lock_if_inside
 
 __all__ = ["FORMATS", "ARTIFACTS", "serving_model", "export_run", "ExportError", "load_artifact"]

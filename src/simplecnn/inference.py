@@ -13,10 +13,18 @@ from typing import Any, Sequence
 import numpy as np
 
 from simplecnn import reports
-from simplecnn.data import ImageBatches, MirroredBatches, Skipped, find_split, index_classes, list_images
+from simplecnn.data import (
+    ImageBatches,
+    MirroredBatches,
+    Skipped,
+    find_split,
+    index_classes,
+    list_images,
+)
 from simplecnn.errors import ConfigError, DataError
+from simplecnn.files import dumps_json, write_json
 from simplecnn.heads import class_probabilities, decide
-from simplecnn.outputs import check_place, check_replaceable, dumps_json, make_temp_folder, swap_in, write_json
+from simplecnn.outputs import check_place, check_replaceable, make_temp_folder, swap_in
 from simplecnn.runs import Run, load_run, run_lock_if_inside
 
 __all__ = ["PREDICT_BATCH", "probabilities", "predict", "evaluate", "format_predictions",
@@ -145,6 +153,7 @@ def evaluate(
         predicted = decide(probs, threshold)
         confidence = probs[np.arange(len(probs)), predicted]
         p_true = probs[np.arange(len(probs)), y_true]
+        # Misclassified images, the lowest probability given to the true class first.
         wrong = [int(i) for i in np.argsort(p_true, kind="stable") if predicted[i] != y_true[i]][:worst]
         metrics["most_wrong"] = [
             {"path": items[i][0], "true": names[y_true[i]], "predicted": names[predicted[i]],
@@ -156,18 +165,27 @@ def evaluate(
                        skipped=[s.to_dict() for s in skipped + batches.failed])  # fmt: skip
         tmp = make_temp_folder(out_dir, "evaluation")
         try:
-            reports.plot_confusion(metrics["confusion_matrix"], names, os.path.join(tmp, "confusion_matrix.png"))
-            reports.plot_roc(y_true, probs, names, os.path.join(tmp, "roc_curve.png"))
-            if wrong:
-                _most_wrong_grid(run, items, wrong, y_true, predicted, confidence, names,
-                                 os.path.join(tmp, "most_wrong.png"))  # fmt: skip
-            metrics["files"] = sorted([*(f for f in os.listdir(tmp) if not f.startswith(".")), "report.json"])
-            write_json(os.path.join(tmp, "report.json"), metrics)
+            _write_report(tmp, metrics, run, items, y_true, probs, wrong, predicted, confidence)
             swap_in(tmp, out_dir, "evaluation", "--out")
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
     metrics["out_dir"] = out_dir
     return metrics
+
+
+def _write_report(
+    folder: str, metrics: dict[str, Any], run: Run, items: list[tuple[str, int]], y_true: np.ndarray,
+    probs: np.ndarray, wrong: list[int], predicted: np.ndarray, confidence: np.ndarray,
+) -> None:  # fmt: skip
+    """report.json and its pictures (confusion matrix, ROC curve, most-wrong grid) in ``folder``."""
+    names = metrics["class_names"]
+    reports.plot_confusion(metrics["confusion_matrix"], names, os.path.join(folder, "confusion_matrix.png"))
+    reports.plot_roc(y_true, probs, names, os.path.join(folder, "roc_curve.png"))
+    if wrong:
+        _most_wrong_grid(run, items, wrong, y_true, predicted, confidence, names,
+                         os.path.join(folder, "most_wrong.png"))  # fmt: skip
+    metrics["files"] = sorted([*(f for f in os.listdir(folder) if not f.startswith(".")), "report.json"])
+    write_json(os.path.join(folder, "report.json"), metrics)
 
 
 def _most_wrong_grid(

@@ -93,7 +93,8 @@ def lr_find(
     if not 0 < start_lr < end_lr:
         raise ConfigError(f"need 0 < start_lr < end_lr. Received: {start_lr}, {end_lr}")
     if png:
-        from simplecnn.outputs import check_file_target, check_place, is_own_png
+        from simplecnn.files import check_file_target, is_own_png
+        from simplecnn.outputs import check_place
 
         check_place(png, "--out", data=[data_dir])
         check_file_target(png, "--out", is_own_png)

@@ -10,40 +10,32 @@ simplecnn made itself.
 * **Places** an output may not be: the data folder, anything inside it or any folder holding it
   (a report or picture there would become a training image), and a run folder or one of its
   parents (the run itself would be replaced). :func:`check_place` says which.
-* **Files** are written to a temporary name in the same folder and renamed into place
-  (:func:`atomic_write`), so a kill leaves the old file or the new one; a full disk removes the
-  temporary file and names the path and the free space. A single file simplecnn may replace
-  (``predict --output``, ``lr-find --out``) is recognised by its contents.
-* **Locks**: :class:`RunLock` is an OS file lock on a run folder, held while a command writes into
-  it, so two commands never write one run at once; the OS drops it when the process ends, however
-  it ends, so a lock is never stale.
+* **Swaps**: a report, an export or a set of pictures is written into a new folder beside its
+  place (:func:`make_temp_folder`) and put in place whole (:func:`swap_in`).
+
+Files are written by :mod:`simplecnn.files` (atomic writes, full disks, single files simplecnn may
+replace); a run being written is locked by :mod:`simplecnn.locks`.
 """
 
 from __future__ import annotations
 
-import contextlib
-import errno
 import fnmatch
 import json
 import os
-import re
 import shutil
-import socket
 import time
-from typing import Any, Callable, Iterator
+from typing import Any
 
-from simplecnn.errors import DiskFullError, LockedError, OutputError
+from simplecnn.errors import OutputError
+from simplecnn.files import write_json
+from simplecnn.locks import LOCK_FILE
 
 __all__ = [
-    "MARKER", "LOCK_FILE", "KINDS", "claim_folder", "check_place", "folder_kind", "foreign_entries",
-    "atomic_write", "write_text", "write_json", "dumps_json", "read_json", "is_own_png", "PNG_METADATA", "swap_in", "RunLock", "check_file_target",
-    "disk_full_error", "is_disk_full", "make_temp_folder", "remove_own_folder", "check_replaceable",
+    "MARKER", "KINDS", "folder_kind", "foreign_entries", "check_place", "claim_folder",
+    "check_replaceable", "make_temp_folder", "swap_in", "remove_own_folder",
 ]  # fmt: skip
 
 MARKER = ".simplecnn"
-LOCK_FILE = ".simplecnn.lock"
-# The text chunk in every PNG simplecnn draws: how it recognises a picture it may replace.
-PNG_METADATA = {"Software": "simplecnn"}
 
 # What simplecnn writes into each kind of folder: file-name patterns, and sub-folders with the
 # kind of their contents ("*" for a tree another library writes, such as TensorBoard's logs).
@@ -69,8 +61,6 @@ KINDS: dict[str, dict[str, Any]] = {
     "demo": {"files": [], "dirs": {"data": "*", "run": "run"}},
 }
 _OWN_ALWAYS = [MARKER, LOCK_FILE, "*.tmp", "*.tmp.*", ".tmp-*", ".old-*"]
-# The sub-folder of a run where each kind goes by default (recognised without a marker).
-_RUN_PLACES = {"evaluation": "evaluation", "explain": "explain"}
 
 
 # --- kinds and ownership --------------------------------------------------------------------
@@ -231,79 +221,68 @@ def claim_folder(path: str | os.PathLike, kind: str, flag: str, replace: bool,
             files simplecnn did not make (they are named), or of another kind.
     """
     path = os.fspath(path)
-    if os.path.lexists(path) and not os.path.isdir(path):
-        raise OutputError(f"{flag} {path}: exists and is not a folder; choose another {flag}")
-    if not os.path.isdir(path):
+    if not _is_own_or_empty(path, kind, flag, "writes into"):
         try:
             os.makedirs(path)
         except OSError as exc:
             raise OutputError(f"{flag} {path}: cannot create the folder ({exc.strerror})") from None
         _write_marker(path, kind)
         return True
-    entries = [e for e in os.listdir(path) if e != LOCK_FILE]
-    if not entries:
-        _write_marker(path, kind)
-        return False
-    found = folder_kind(path)
-    if found is None:
-        raise OutputError(
-            f"{flag} {path}: folder exists and is not empty, and simplecnn did not make it; "
-            f"simplecnn only writes into folders it made: choose a new or empty {flag}"
-        )
-    if found != kind:
-        raise OutputError(f"{flag} {path}: is a simplecnn {found} folder, not {_a(kind)} folder; "
-                          f"choose another {flag}")  # fmt: skip
     if replace:
-        _clear_own(path, kind, flag, replace_hint)
-        _write_marker(path, kind)
-    elif not os.path.isfile(os.path.join(path, MARKER)):
-        _write_marker(path, kind)  # a folder of an earlier version: mark it now
+        _refuse_foreign(path, kind, flag, f"before {replace_hint}")
+        for name in os.listdir(path):
+            full = os.path.join(path, name)
+            if name == LOCK_FILE:  # held by this process: keep it
+                continue
+            if os.path.isdir(full) and not os.path.islink(full):
+                shutil.rmtree(full)
+            else:
+                os.remove(full)
+    if replace or not os.path.isfile(os.path.join(path, MARKER)):
+        _write_marker(path, kind)  # also marks a folder of an earlier version, or an empty one
     return False
-
-
-def _a(kind: str) -> str:
-    return ("an " if kind[0] in "aeiou" else "a ") + kind
-
-
-def _clear_own(path: str, kind: str, flag: str, hint: str) -> None:
-    foreign = foreign_entries(path, kind)
-    if foreign:
-        raise OutputError(
-            f"{flag} {path}: holds files simplecnn did not make ({', '.join(foreign)}); "
-            f"move them out before {hint}, or choose another {flag}"
-        )
-    for name in os.listdir(path):
-        if name == LOCK_FILE:  # held by this process: keep it
-            continue
-        full = os.path.join(path, name)
-        if os.path.isdir(full) and not os.path.islink(full):
-            shutil.rmtree(full)
-        else:
-            os.remove(full)
 
 
 def check_replaceable(path: str | os.PathLike, kind: str, flag: str) -> None:
     """Raise OutputError unless ``path`` is missing, empty, or a ``kind`` folder holding only
     what simplecnn writes (checked before long work, so a refusal comes first)."""
     path = os.fspath(path)
+    if _is_own_or_empty(path, kind, flag, "replaces") and _entries(path):
+        _refuse_foreign(path, kind, flag, "")
+
+
+def _entries(path: str) -> list[str]:
+    return [e for e in os.listdir(path) if e != LOCK_FILE]
+
+
+def _is_own_or_empty(path: str, kind: str, flag: str, verb: str) -> bool:
+    """False if ``path`` does not exist; True if it is an empty folder or a ``kind`` folder;
+    else OutputError (a file, a folder simplecnn did not make, a folder of another kind)."""
     if os.path.lexists(path) and not os.path.isdir(path):
         raise OutputError(f"{flag} {path}: exists and is not a folder; choose another {flag}")
-    if not os.path.isdir(path) or not [e for e in os.listdir(path) if e != LOCK_FILE]:
-        return
+    if not os.path.isdir(path):
+        return False
+    if not _entries(path):
+        return True
     found = folder_kind(path)
     if found is None:
         raise OutputError(
             f"{flag} {path}: folder exists and is not empty, and simplecnn did not make it; "
-            f"simplecnn only replaces folders it made: choose a new or empty {flag}"
+            f"simplecnn only {verb} folders it made: choose a new or empty {flag}"
         )
     if found != kind:
-        raise OutputError(f"{flag} {path}: is a simplecnn {found} folder, not {_a(kind)} folder; "
-                          f"choose another {flag}")  # fmt: skip
+        article = "an" if kind[0] in "aeiou" else "a"
+        raise OutputError(f"{flag} {path}: is a simplecnn {found} folder, not {article} {kind} "
+                          f"folder; choose another {flag}")  # fmt: skip
+    return True
+
+
+def _refuse_foreign(path: str, kind: str, flag: str, when: str) -> None:
     foreign = foreign_entries(path, kind)
     if foreign:
         raise OutputError(
             f"{flag} {path}: holds files simplecnn did not make ({', '.join(foreign)}); move "
-            f"them out, or choose another {flag}"
+            f"them out{' ' + when if when else ''}, or choose another {flag}"
         )
 
 
@@ -345,163 +324,3 @@ def remove_own_folder(path: str | os.PathLike, kind: str) -> None:
     path = os.fspath(path)
     if os.path.isdir(path) and folder_kind(path) == kind and not foreign_entries(path, kind):
         shutil.rmtree(path, ignore_errors=True)
-
-
-# --- files ----------------------------------------------------------------------------------
-
-
-def disk_full_error(path: str, exc: OSError) -> DiskFullError:
-    """One line for a full disk: the path and how much space is left where it was written."""
-    where = os.path.dirname(os.path.abspath(path)) or "."
-    try:
-        free = shutil.disk_usage(where).free
-        left = f"{_size(free)} free on {where}"
-    except OSError:
-        left = "free space unknown"
-    reason = "file too large for this process's limit" if exc.errno == errno.EFBIG else "no space left on device"
-    return DiskFullError(f"{path}: {reason} ({left}); free some space or write elsewhere")
-
-
-_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
-
-
-def is_disk_full(exc: BaseException) -> bool:
-    """Whether ``exc`` is a write that failed for lack of space (or of a file-size limit)."""
-    return isinstance(exc, OSError) and exc.errno in _FULL
-
-
-def _size(n: float) -> str:
-    for unit in ("bytes", "KiB", "MiB", "GiB", "TiB"):
-        if n < 1024 or unit == "TiB":
-            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} TiB"
-
-
-@contextlib.contextmanager
-def atomic_write(path: str | os.PathLike, suffix: str = "") -> Iterator[str]:
-    """Yield a temporary path beside ``path``; when the block ends, rename it to ``path``.
-
-    ``suffix`` keeps a file extension on the temporary name for writers that look at it
-    (``.keras``, ``.png``). If the block fails, the temporary file is removed and ``path`` is
-    as it was; a full disk becomes a :class:`DiskFullError` naming ``path``.
-    """
-    path = os.fspath(path)
-    tmp = f"{path}.tmp{suffix}"
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    except BaseException as exc:
-        with contextlib.suppress(OSError):
-            os.remove(tmp)
-        if is_disk_full(exc):
-            raise disk_full_error(path, exc) from exc
-        raise
-
-
-def write_text(path: str | os.PathLike, text: str) -> None:
-    """Write text atomically (UTF-8; names that are not UTF-8 keep their bytes)."""
-    with atomic_write(path) as tmp, open(tmp, "w", encoding="utf-8", errors="surrogateescape",
-                                         newline="") as f:  # fmt: skip
-        f.write(text)
-
-
-_SURROGATE = re.compile("[\ud800-\udfff]")
-
-
-def dumps_json(data: Any) -> str:
-    """JSON text, non-ASCII kept readable; a file name that is not valid UTF-8 (Python keeps
-    its bytes as lone surrogates) is written as ``\\udcXX`` escapes, which read back to it."""
-    text = json.dumps(data, indent=2, ensure_ascii=False)
-    return _SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
-
-
-def write_json(path: str | os.PathLike, data: Any) -> None:
-    """Write JSON atomically (see :func:`dumps_json`)."""
-    write_text(path, dumps_json(data))
-
-
-def read_json(path: str | os.PathLike) -> Any:
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)
-
-
-def is_own_png(path: str) -> bool:
-    """Whether ``path`` is a PNG simplecnn drew (it carries :data:`PNG_METADATA`)."""
-    try:
-        from PIL import Image
-
-        with Image.open(path) as image:
-            return image.format == "PNG" and image.info.get("Software") == PNG_METADATA["Software"]
-    except Exception:  # not an image at all, unreadable, ...: not ours
-        return False
-
-
-def check_file_target(path: str | os.PathLike, flag: str, recognise: Callable[[str], bool]) -> None:
-    """Refuse a file path to write unless it is new or a file simplecnn wrote (``recognise``)."""
-    path = os.fspath(path)
-    if os.path.isdir(path):
-        raise OutputError(f"{flag} {path}: is a folder; name a file")
-    parent = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(parent):
-        raise OutputError(f"{flag} {path}: its folder {parent} does not exist")
-    if os.path.lexists(path) and (os.path.islink(path) or not recognise(path)):
-        raise OutputError(
-            f"{flag} {path}: exists and was not written by simplecnn; simplecnn only replaces "
-            f"files it wrote: choose a new {flag}"
-        )
-
-
-# --- locks ----------------------------------------------------------------------------------
-
-
-class RunLock:
-    """An exclusive lock on a run folder while a command writes into it.
-
-    The lock is ``fcntl.flock`` on ``RUN/.simplecnn.lock``, whose text says who holds it. The
-    OS releases it when the process exits, killed or not, so there are no stale locks: a lock
-    file nobody holds is simply taken.
-    """
-
-    def __init__(self, run_dir: str | os.PathLike, command: str) -> None:
-        self.path = os.path.join(os.fspath(run_dir), LOCK_FILE)
-        self.command = command
-        self._fd: int | None = None
-
-    def acquire(self) -> "RunLock":
-        import fcntl
-
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as exc:
-            os.close(fd)
-            if exc.errno not in (errno.EWOULDBLOCK, errno.EACCES):
-                raise
-            raise LockedError(f"{os.path.dirname(self.path)}: in use by {self._holder()}; wait for "
-                              "it to finish, or write somewhere else") from None  # fmt: skip
-        os.ftruncate(fd, 0)
-        os.write(fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "command":
-                                 self.command, "since": time.strftime("%Y-%m-%d %H:%M:%S")}).encode())  # fmt: skip
-        self._fd = fd
-        return self
-
-    def _holder(self) -> str:
-        try:
-            with open(self.path, encoding="utf-8") as f:
-                who = json.load(f)
-            return (f"`simplecnn {who['command']}` (pid {who['pid']} on {who['host']}, since "
-                    f"{who['since']})")  # fmt: skip
-        except (OSError, ValueError, KeyError, TypeError):
-            return "another simplecnn process"
-
-    def release(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)  # closing drops the flock
-            self._fd = None
-
-    def __enter__(self) -> "RunLock":
-        return self.acquire()
-
-    def __exit__(self, *exc: Any) -> None:
-        self.release()

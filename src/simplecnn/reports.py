@@ -7,7 +7,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from simplecnn.outputs import PNG_METADATA, atomic_write
+from simplecnn.files import PNG_METADATA, atomic_write
 
 __all__ = ["classification_metrics", "plot_history", "plot_confusion", "plot_roc", "plot_grid",
            "plot_lr_find"]  # fmt: skip

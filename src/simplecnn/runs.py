@@ -37,12 +37,18 @@ import numpy as np
 from simplecnn.config import ModelConfig, TrainConfig
 from simplecnn.data import Dataset, Skipped
 from simplecnn.errors import RunError
-from simplecnn.heads import head_units
-from simplecnn.models import leaf_layers
-from simplecnn.outputs import (
-    RunLock, atomic_write, check_place, claim_folder, disk_full_error, is_disk_full, read_json,
-    remove_own_folder, write_json, write_text,
+from simplecnn.files import (
+    atomic_write,
+    disk_full_error,
+    is_disk_full,
+    read_json,
+    write_json,
+    write_text,
 )  # fmt: skip
+from simplecnn.heads import head_units
+from simplecnn.locks import RunLock
+from simplecnn.models import leaf_layers
+from simplecnn.outputs import check_place, claim_folder, remove_own_folder
 
 __all__ = [
     "RunError", "Run", "load_run", "read_json", "write_json", "save_model_atomic", "read_history",

@@ -20,8 +20,8 @@ other. Grad-CAM runs in worker threads, at most ``explain_workers`` at a time.
 # No `from __future__ import annotations`: FastAPI reads the endpoints' annotations at run time.
 
 import asyncio
-import importlib.resources
 import base64
+import importlib.resources
 import io
 import queue
 import threading
@@ -164,111 +164,107 @@ def create_app(
     explain_workers: int = 2,
 ):
     """The FastAPI application serving ``run_dir``'s model."""
-    import anyio
-    import keras
-    from fastapi import FastAPI, File, Request, UploadFile
-    from fastapi.exceptions import RequestValidationError
-    from fastapi.responses import HTMLResponse, JSONResponse
-    from starlette.exceptions import HTTPException as StarletteHTTPException
-
-    from simplecnn.explain import display_image, explain_picture
+    from fastapi import FastAPI
 
     run = load_run(run_dir)
-    names = run.class_names
     batcher = MicroBatcher(run, max_batch=max_batch, batch_wait_s=batch_wait_s)
     batcher.predict_batch(np.zeros((1, *run.image_size, run.channels), np.uint8))  # warm up
-    explain_slots = anyio.CapacityLimiter(explain_workers)
-    style = run.style
-
     app = FastAPI(
         title="simplecnn",
         version="1",
-        description=f"Image classifier ({style} style, classes: {', '.join(names)}) from {run_dir}",
-        docs_url=None,  # served below from files on this machine, not from a CDN
+        description=f"Image classifier ({run.style} style, classes: {', '.join(run.class_names)}) "
+        f"from {run_dir}",
+        docs_url=None,  # served by _offline_docs from files on this machine, not from a CDN
         redoc_url=None,
     )
     app.state.batcher = batcher
+    _add_error_handling(app, max_upload_bytes)
     _offline_docs(app)
+    _add_routes(app, run, batcher, max_upload_bytes, explain_workers)
+    return app
 
-    def error(status: int, message: str) -> JSONResponse:
-        return JSONResponse({"error": message}, status_code=status)
+
+def _error(status: int, message: str) -> Any:
+    from fastapi.responses import JSONResponse
+
+    return JSONResponse({"error": message}, status_code=status)
+
+
+def _add_error_handling(app: Any, max_upload_bytes: int) -> None:
+    """Every error is JSON ``{"error": ...}``; an oversized body is refused before it is read."""
+    from fastapi import Request
+    from fastapi.exceptions import RequestValidationError
+    from starlette.exceptions import HTTPException as StarletteHTTPException
 
     @app.exception_handler(RequestValidationError)
-    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        return error(400, "bad request: " + "; ".join(_explain_invalid(e) for e in exc.errors()))
+    async def _invalid(request: Request, exc: RequestValidationError) -> Any:
+        return _error(400, "bad request: " + "; ".join(_explain_invalid(e) for e in exc.errors()))
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return error(exc.status_code, str(exc.detail))
+    async def _http(request: Request, exc: StarletteHTTPException) -> Any:
+        return _error(exc.status_code, str(exc.detail))
 
     @app.exception_handler(Exception)
-    async def _bug(request: Request, exc: Exception) -> JSONResponse:
-        return error(500, f"internal error: {type(exc).__name__}")
+    async def _bug(request: Request, exc: Exception) -> Any:
+        return _error(500, f"internal error: {type(exc).__name__}")
 
     @app.middleware("http")
-    async def _limit_size(request: Request, call_next):
+    async def _limit_size(request: Request, call_next: Any) -> Any:
         length = request.headers.get("content-length")
         if request.method == "POST" and length and length.isdigit() and int(length) > max_upload_bytes + 64 * 1024:
-            return error(413, f"upload too large: at most {max_upload_bytes:,} bytes")
+            return _error(413, f"upload too large: at most {max_upload_bytes:,} bytes")
         return await call_next(request)
+
+
+def _add_routes(app: Any, run: Run, batcher: MicroBatcher, max_upload_bytes: int, explain_workers: int) -> None:
+    """``/`` (the page), ``/health`` and ``/predict``."""
+    import anyio
+    import keras
+    from fastapi import File, Request, UploadFile
+    from fastapi.responses import HTMLResponse
+
+    from simplecnn.explain import display_image, explain_picture
+
+    names, explain_slots = run.class_names, anyio.CapacityLimiter(explain_workers)
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def page() -> str:
-        return PAGE.replace("{{CLASSES}}", ", ".join(names)).replace("{{STYLE}}", str(style))
+        return PAGE.replace("{{CLASSES}}", ", ".join(names)).replace("{{STYLE}}", str(run.style))
 
     @app.get("/health")
     async def health() -> dict[str, Any]:
         """Liveness and what this service classifies."""
-        return {
-            "status": "ok",
-            "classes": names,
-            "image_size": list(run.image_size),
-            "style": style,
-            "backend": keras.backend.backend(),
-            "batches": batcher.batches,
-            "images": batcher.images,
-            "max_batch_seen": batcher.max_batch_seen,
-        }
+        return {"status": "ok", "classes": names, "image_size": list(run.image_size), "style": run.style,
+                "backend": keras.backend.backend(), "batches": batcher.batches, "images": batcher.images,
+                "max_batch_seen": batcher.max_batch_seen}  # fmt: skip
 
-    @app.post(
-        "/predict",
-        responses={400: {"description": "empty, truncated or undecodable image"},
-                   413: {"description": "upload too large"},
-                   415: {"description": "not a JPEG, PNG, GIF, BMP or WebP image"}},  # fmt: skip
-    )
-    async def predict(request: Request, file: UploadFile = File(...), explain: bool = False) -> dict[str, Any]:
+    @app.post("/predict", responses={400: {"description": "empty, truncated or undecodable image"},
+                                     413: {"description": "upload too large"},
+                                     415: {"description": "not a JPEG, PNG, GIF, BMP or WebP image"}})  # fmt: skip
+    async def predict(request: Request, file: UploadFile = File(...), explain: bool = False) -> Any:
         """Classify one image; with ``explain=true`` also return a Grad-CAM overlay (PNG data URL)."""
         form = await request.form()  # parsed once already (FastAPI caches it): count the files
         if len(form.multi_items()) != 1:
-            return error(400, "send exactly one image, as the multipart form field 'file', and "
-                         "nothing else")  # fmt: skip
+            return _error(400, "send exactly one image, as the multipart form field 'file', and nothing else")
         data = await file.read(max_upload_bytes + 1)
         if len(data) > max_upload_bytes:
-            return error(413, f"upload too large: at most {max_upload_bytes:,} bytes")
+            return _error(413, f"upload too large: at most {max_upload_bytes:,} bytes")
         try:
-            pixels = await anyio.to_thread.run_sync(
-                decode_upload, data, run.image_size, run.channels
-            )
+            pixels = await anyio.to_thread.run_sync(decode_upload, data, run.image_size, run.channels)
         except BadImage as exc:
-            return error(exc.status, exc.message)
+            return _error(exc.status, exc.message)
         probs = await batcher.submit(pixels)
         index = int(np.argmax(probs))
-        result: dict[str, Any] = {
-            "label": names[index],
-            "probability": float(probs[index]),
-            "probabilities": {n: float(p) for n, p in zip(names, probs)},
-        }
+        result: dict[str, Any] = {"label": names[index], "probability": float(probs[index]),
+                                  "probabilities": {n: float(p) for n, p in zip(names, probs)}}  # fmt: skip
         if explain:
             result["gradcam"], result["layer"] = await anyio.to_thread.run_sync(
-                _explain, data, pixels, limiter=explain_slots
-            )
+                _explain, data, pixels, limiter=explain_slots)  # fmt: skip
         return result
 
     def _explain(data: bytes, pixels: np.ndarray) -> tuple[str, str]:
         figure, cam = explain_picture(run.model, pixels, display_image(io.BytesIO(data)), names)
         return _png_data_url(figure), cam.layer
-
-    return app
 
 
 def _explain_invalid(error: dict) -> str:

@@ -12,12 +12,12 @@ import sys
 import time
 
 import pytest
-
-from world import one_line_exit_2, snapshot
 from imagegen import make_folder
+from world import one_line_exit_2, snapshot
+
 from simplecnn.cli import main
+from simplecnn.locks import LOCK_FILE
 from simplecnn.models import leaf_layers
-from simplecnn.outputs import LOCK_FILE
 from simplecnn.runs import latest_backup, load_run
 
 EXE = os.path.join(os.path.dirname(sys.executable), "simplecnn")

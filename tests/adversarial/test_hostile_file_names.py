@@ -8,16 +8,16 @@ import json
 import os
 
 import pytest
+from catalogue import FILE_NAMES
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from imagegen import COLOURS, make_folder, make_image
 from PIL import Image
 
-from catalogue import FILE_NAMES
-from imagegen import COLOURS, make_folder, make_image
 from simplecnn.cli import main
 from simplecnn.config import TrainConfig
 from simplecnn.data import scan_folder
-from simplecnn.outputs import dumps_json, read_json, write_json
+from simplecnn.files import dumps_json, read_json, write_json
 from simplecnn.training import train
 
 

@@ -5,12 +5,13 @@ from __future__ import annotations
 import math
 
 import pytest
+from catalogue import FLAG_VALUES
+from flags import POSITIONALS, numeric_flags
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from catalogue import FLAG_VALUES
-from flags import POSITIONALS, numeric_flags
-from simplecnn.cli import _train_config, build_parser
+from simplecnn.cli import build_parser
+from simplecnn.cli import train_config as _train_config
 
 CASES = [(c, f, v) for c, f in numeric_flags() for v in FLAG_VALUES]
 

@@ -7,9 +7,9 @@ import resource
 import time
 
 import pytest
-
 from catalogue import LIMITS
 from world import fill, one_line_exit_2
+
 from simplecnn.cli import main
 from simplecnn.config import ModelConfig
 from simplecnn.hardware import check_training_memory, training_memory_bytes

@@ -6,9 +6,9 @@ import os
 import time
 
 import pytest
-
 from catalogue import LINKS
 from imagegen import make_folder
+
 from simplecnn.data import scan_folder
 
 

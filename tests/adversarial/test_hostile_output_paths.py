@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-
 from catalogue import OUTPUT_PATHS
 from world import fill, one_line_exit_2, snapshot
+
 from simplecnn.cli import main
 
 

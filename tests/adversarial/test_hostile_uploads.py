@@ -7,12 +7,12 @@ import struct
 import zlib
 
 import pytest
+from catalogue import UPLOADS
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from catalogue import UPLOADS
 from simplecnn.serve import create_app
 
 LIMIT = 200_000

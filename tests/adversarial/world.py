@@ -6,7 +6,7 @@ import hashlib
 import os
 from pathlib import Path
 
-from simplecnn.outputs import LOCK_FILE
+from simplecnn.locks import LOCK_FILE
 
 
 def fill(template: str, world: dict[str, str]) -> list[str]:

@@ -8,10 +8,24 @@ from __future__ import annotations
 
 from typing import Any
 
-from simplecnn.data.folders import Dataset, Skipped, find_split, index_classes, list_images, scan_folder
+from simplecnn.data.folders import (
+    Dataset,
+    Skipped,
+    find_split,
+    index_classes,
+    list_images,
+    scan_folder,
+)
 from simplecnn.data.images import (
-    IMAGE_EXTENSIONS, MAX_PIXELS, augment, check_image_file, check_pixels, decode_image, load_image,
-    scale_pixels, shown,
+    IMAGE_EXTENSIONS,
+    MAX_PIXELS,
+    augment,
+    check_image_file,
+    check_pixels,
+    decode_image,
+    load_image,
+    scale_pixels,
+    shown,
 )  # fmt: skip
 from simplecnn.errors import DataError
 

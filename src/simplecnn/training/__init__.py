@@ -8,9 +8,20 @@ against earlier versions.
 from simplecnn.errors import RunError, TrainingError
 from simplecnn.inference import PREDICT_BATCH, evaluate, predict
 from simplecnn.runs import Run, load_run
-from simplecnn.training.callbacks import EpochEnd, averaged_weights, recompute_batchnorm, unshare_weights
+from simplecnn.training.callbacks import (
+    EpochEnd,
+    averaged_weights,
+    recompute_batchnorm,
+    unshare_weights,
+)
 from simplecnn.training.loop import TrainResult, train
-from simplecnn.training.setup import Setup, build_training_model, float32_model, make_optimizer, prepare
+from simplecnn.training.setup import (
+    Setup,
+    build_training_model,
+    float32_model,
+    make_optimizer,
+    prepare,
+)
 
 __all__ = [
     "TrainResult", "train", "Setup", "prepare", "make_optimizer", "build_training_model",

@@ -15,12 +15,24 @@ from simplecnn import distributed, reports
 from simplecnn.config import ModelConfig, TrainConfig
 from simplecnn.data import Skipped
 from simplecnn.errors import TrainingError
+from simplecnn.files import disk_full_error, is_disk_full
 from simplecnn.models import leaf_layers
-from simplecnn.outputs import disk_full_error, is_disk_full
 from simplecnn.runs import (
-    BACKUP_DIR, CURVES_FILE, HISTORY_FILE, LOG_DIR, MODEL_FILE, PIXELS, Backup, latest_backup,
-    load_model_file, open_run, read_history, restore_seed_states, truncate_history,
-    write_files_record, write_record,
+    BACKUP_DIR,
+    CURVES_FILE,
+    HISTORY_FILE,
+    LOG_DIR,
+    MODEL_FILE,
+    PIXELS,
+    Backup,
+    latest_backup,
+    load_model_file,
+    open_run,
+    read_history,
+    restore_seed_states,
+    truncate_history,
+    write_files_record,
+    write_record,
 )  # fmt: skip
 from simplecnn.training.callbacks import EpochEnd, tensorboard, unshare_weights
 from simplecnn.training.setup import Setup, float32_model, prepare
