@@ -1,12 +1,15 @@
 """Load test of `simplecnn serve`, and a screenshot of its page in headless Chromium.
 
-Starts `simplecnn serve RUN_DIR` on 127.0.0.1 in a child process, sends REQUESTS uploads of
-the given photos at CONCURRENCY, and prints p50 / p99 latency, throughput and errors as JSON.
-With --screenshot, also opens the page in headless Chromium (Debian's chromium and
-chromium-driver), uploads the first photo and saves a PNG of the page.
+Starts `simplecnn serve RUN_DIR --runtime R` on 127.0.0.1 in a child process, sends REQUESTS
+uploads of the given photos at CONCURRENCY, and prints p50 / p99 latency, throughput, errors and
+the serving process's peak resident memory as JSON. With several --runtimes and --rounds, the
+runtimes are measured in turn, round after round (A B A B), each round a fresh server. With
+--screenshot, also opens the page in headless Chromium (Debian's chromium and chromium-driver),
+uploads the first photo and saves a PNG of the page.
 
-    .venv/bin/python benchmarks/serve_load.py RUN_DIR PHOTO... [--requests 200]
-        [--concurrency 8] [--explain] [--max-batch 16] [--screenshot docs/serve_page.png] [--json out.json]
+    .venv/bin/python benchmarks/serve_load.py RUN_DIR PHOTO... [--requests 200] [--concurrency 8]
+        [--runtimes keras,onnx] [--rounds 2] [--explain] [--max-batch 16]
+        [--screenshot docs/serve_page.png] [--json out.json]
 """
 
 from __future__ import annotations
@@ -69,8 +72,14 @@ def load(url: str, photos: list[bytes], requests: int, concurrency: int, explain
         "p50_ms": round(float(p50), 1), "p99_ms": round(float(p99), 1),
         "requests_per_s": round(requests / wall, 1), "errors": len(errors),
         "error_samples": errors[:3], "max_batch_seen": health["max_batch_seen"],
-        "image_size": health["image_size"], "backend": health["backend"],
+        "image_size": health["image_size"], "runtime": health["runtime"],
     }  # fmt: skip
+
+
+def peak_rss_mib(pid: int) -> float:
+    """The process's peak resident memory (VmHWM), MiB."""
+    with open(f"/proc/{pid}/status", encoding="ascii") as f:
+        return next(int(l.split()[1]) for l in f if l.startswith("VmHWM")) / 1024
 
 
 def screenshot(url: str, photo: str, out: str) -> None:
@@ -103,6 +112,8 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--explain", action="store_true", help="ask for Grad-CAM with every request")
     parser.add_argument("--max-batch", type=int, default=16, help="the server's --max-batch")
+    parser.add_argument("--runtimes", default="auto", help="comma list: keras, onnx, auto")
+    parser.add_argument("--rounds", type=int, default=1, help="each runtime this many times, in turn")
     parser.add_argument("--screenshot", default=None, help="PNG of the page after one upload")
     parser.add_argument("--json", default=None, help="also write the figures here")
     args = parser.parse_args()
@@ -111,25 +122,30 @@ def main() -> None:
     for path in args.photos:
         with open(path, "rb") as f:
             photos.append(f.read())
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
     exe = os.path.join(os.path.dirname(sys.executable), "simplecnn")
-    proc = subprocess.Popen([exe, "serve", args.run_dir, "--port", str(port), "--quiet",
-                             "--max-batch", str(args.max_batch)])  # fmt: skip
-    try:
-        _wait(url, proc)
-        result = load(url, photos, args.requests, args.concurrency, args.explain)
-        result["max_batch"] = args.max_batch
-        print(json.dumps(result, indent=2))
-        if args.json:
-            with open(args.json, "w") as f:
-                json.dump(result, f, indent=2)
-        if args.screenshot:
-            screenshot(url, args.photos[0], args.screenshot)
-            print(f"wrote {args.screenshot}")
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+    results = []
+    for round_ in range(args.rounds):
+        for runtime in args.runtimes.split(","):
+            port = _free_port()
+            url = f"http://127.0.0.1:{port}"
+            proc = subprocess.Popen([exe, "serve", args.run_dir, "--port", str(port), "--quiet",
+                                     "--max-batch", str(args.max_batch), "--runtime", runtime])  # fmt: skip
+            try:
+                _wait(url, proc)
+                result = load(url, photos, args.requests, args.concurrency, args.explain)
+                result.update(max_batch=args.max_batch, round=round_ + 1, peak_rss_mib=round(peak_rss_mib(proc.pid)))
+                results.append(result)
+                print(json.dumps(result), file=sys.stderr, flush=True)
+                if args.screenshot and round_ == 0:
+                    screenshot(url, args.photos[0], args.screenshot)
+                    print(f"wrote {args.screenshot}", file=sys.stderr)
+            finally:
+                proc.terminate()
+                proc.wait(timeout=30)
+    print(json.dumps(results, indent=2))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(results, f, indent=2)
 
 
 if __name__ == "__main__":

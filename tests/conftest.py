@@ -4,6 +4,8 @@ import os
 import socket
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+# simplecnn check caches image hashes in the user's cache folder: the tests use their own.
+os.environ["XDG_CACHE_HOME"] = __import__("tempfile").mkdtemp(prefix="simplecnn-test-cache-")
 
 import keras  # noqa: E402
 import pytest  # noqa: E402

@@ -62,3 +62,25 @@ def test_bench_user_errors(argv, fragment, capsys):
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert fragment in err and len(err.strip().splitlines()) == 1
+
+
+def test_bench_reports_spreads_and_the_noise_control(capsys):
+    assert main(["bench", "--json", "--styles", "functional", "--backends", "current",
+                 "--image-size", "32", "--batch-size", "4", "--steps", "2", "--rounds", "2"]) == 0  # fmt: skip
+    (row,) = json.loads(capsys.readouterr().out)["rows"]
+    for key in ("train_img_per_s_spread", "predict_img_per_s_spread"):
+        low, mid, high = row[key]
+        assert 0 < low <= mid <= high
+    assert row[key.replace("_spread", "")] == mid
+    noise = row["noise"]
+    assert 2 <= noise["rounds"] <= 6 and noise["noisy"] == (noise["identical_predict_disagreement"] > 0.10)
+    low, mid, high = row["backend_matmul_gflops_spread"]["float32"]
+    assert low <= mid <= high and row["backend_matmul_gflops"]["float32"] == mid
+
+
+def test_the_noise_control_compares_the_identical_predict_configurations():
+    from simplecnn.bench import _disagreement
+
+    runs = {("functional", "simplecnn"): {"predict_s": [1.0, 1.0, 2.0]},
+            ("functional", "keras_default"): {"predict_s": [1.25, 1.2, 1.3]}}  # fmt: skip
+    assert _disagreement(runs, 64) == pytest.approx(0.2)

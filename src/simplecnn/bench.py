@@ -34,7 +34,10 @@ import numpy as np
 from simplecnn.backends import run_in_backend
 from simplecnn.errors import UsageError
 
-__all__ = ["matmul_peak_gflops", "run_bench", "format_table"]
+__all__ = ["matmul_peak_gflops", "run_bench", "format_table", "NOISE_TOLERANCE"]
+
+# Two identical configurations must agree within this (relative) for the figures to be trusted.
+NOISE_TOLERANCE = 0.10
 
 
 def matmul_peak_gflops(n: int = 2048, repeats: int = 5) -> float:
@@ -51,20 +54,22 @@ def matmul_peak_gflops(n: int = 2048, repeats: int = 5) -> float:
     return 2.0 * n**3 / best / 1e9
 
 
-def _backend_matmul_gflops(dtype: str, n: int = 2048, repeats: int = 5) -> float:
-    """Best GFLOP/s of an n x n matmul in ``dtype`` on the current Keras backend."""
+def _backend_matmul_gflops(dtype: str, n: int = 2048, repeats: int = 7) -> list[float]:
+    """[min, median, max] GFLOP/s of an n x n matmul in ``dtype`` on the current Keras backend
+    (the spread shows how steady the machine was; figures are divided by the median)."""
     import keras
 
     rng = np.random.default_rng(0)
     a = keras.ops.convert_to_tensor(rng.random((n, n), dtype=np.float32), dtype=dtype)
     b = keras.ops.convert_to_tensor(rng.random((n, n), dtype=np.float32), dtype=dtype)
     keras.ops.convert_to_numpy(keras.ops.matmul(a, b))
-    best = float("inf")
+    rates = []
     for _ in range(repeats):
         t = time.perf_counter()
         keras.ops.convert_to_numpy(keras.ops.matmul(a, b))
-        best = min(best, time.perf_counter() - t)
-    return 2.0 * n**3 / best / 1e9
+        rates.append(2.0 * n**3 / (time.perf_counter() - t) / 1e9)
+    rates.sort()
+    return [rates[0], float(np.median(rates)), rates[-1]]
 
 
 def _models(style: str, setting: str, config: Any, steps_per_epoch: int) -> tuple[Any, Any, str]:
@@ -102,7 +107,7 @@ def _worker(spec: dict[str, Any]) -> dict[str, Any]:
     size, batch, steps = spec["image_size"], spec["batch_size"], spec["steps"]
     keras.utils.set_random_seed(0)
     rng = np.random.default_rng(0)
-    n = max(batch * steps, PREDICT_BATCH)
+    n = max(batch * steps, 4 * PREDICT_BATCH)  # predict: at least 4 batches a timing
     x = rng.random((n, size, size, 3), dtype=np.float32)
     y = rng.integers(0, 2, (n, 1)).astype(np.float32)
     xt, yt = x[: batch * steps], y[: batch * steps]
@@ -122,22 +127,32 @@ def _worker(spec: dict[str, Any]) -> dict[str, Any]:
             runs[(style, setting)] = {"model": model, "predictor": predictor, "precision": precision,
                                       "warmup_s": time.perf_counter() - t,
                                       "train_s": [], "predict_s": []}  # fmt: skip
-    for _ in range(spec["rounds"]):  # interleaved: A B A B ...
+    # Interleaved rounds (A B A B ...). The simplecnn and keras_default predict rows run the same
+    # float32 computation at the same batch: they are the noise control. Rounds go on (up to 3x
+    # the asked number) until their medians agree within NOISE_TOLERANCE.
+    rounds = 0
+    while True:
         for (style, setting), r in runs.items():
             t = time.perf_counter()
             r["model"].fit(xt, yt, batch_size=batch, epochs=1, shuffle=False, verbose=0)
             r["train_s"].append(time.perf_counter() - t)
             unshare_weights(r["model"])
-            t = time.perf_counter()
-            r["predictor"].predict(x, batch_size=predict_batch[setting], verbose=0)
-            r["predict_s"].append(time.perf_counter() - t)
+            r["predict_s"].append(_timed_predict(r["predictor"], x, predict_batch[setting]))
+        rounds += 1
+        disagreement = _disagreement(runs, len(x))
+        if rounds >= spec["rounds"] and (disagreement <= NOISE_TOLERANCE or rounds >= 3 * spec["rounds"]):
+            break
     out = []
     for (style, setting), r in runs.items():
+        train_rates = sorted(len(xt) / t for t in r["train_s"])
+        predict_rates = sorted(len(x) / t for t in r["predict_s"])
         out.append({
             "style": style, "setting": setting, "precision": r["precision"],
             "warmup_s": r["warmup_s"],
-            "train_img_per_s": len(xt) / float(np.median(r["train_s"])),
-            "predict_img_per_s": len(x) / float(np.median(r["predict_s"])),
+            "train_img_per_s": float(np.median(train_rates)),
+            "predict_img_per_s": float(np.median(predict_rates)),
+            "train_img_per_s_spread": [train_rates[0], float(np.median(train_rates)), train_rates[-1]],
+            "predict_img_per_s_spread": [predict_rates[0], float(np.median(predict_rates)), predict_rates[-1]],
         })  # fmt: skip
     peaks = {"float32": _backend_matmul_gflops("float32")}
     if any(r["precision"] == "mixed_bfloat16" for r in out):
@@ -145,7 +160,27 @@ def _worker(spec: dict[str, Any]) -> dict[str, Any]:
     peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return {"backend": keras.backend.backend(), "keras": keras.__version__,
             "peak_rss_mib": peak_kib / 1024, "backend_matmul_gflops": peaks,
-            "predict_batch": PREDICT_BATCH, "runs": out}  # fmt: skip
+            "predict_batch": PREDICT_BATCH, "runs": out,
+            "noise": {"rounds": rounds, "identical_predict_disagreement": disagreement,
+                      "noisy": disagreement > NOISE_TOLERANCE}}  # fmt: skip
+
+
+def _timed_predict(model: Any, x: np.ndarray, batch: int | None) -> float:
+    t = time.perf_counter()
+    model.predict(x, batch_size=batch, verbose=0)
+    return time.perf_counter() - t
+
+
+def _disagreement(runs: dict, n: int) -> float:
+    """The largest relative gap between the medians of the identical predict configurations
+    (simplecnn's and Keras defaults' float32 predict, per style)."""
+    gaps = [0.0]
+    for (style, setting), r in runs.items():
+        if setting == "simplecnn":
+            a = float(np.median(r["predict_s"]))
+            b = float(np.median(runs[(style, "keras_default")]["predict_s"]))
+            gaps.append(abs(a - b) / max(a, b))
+    return max(gaps)
 
 
 def run_bench(
@@ -204,17 +239,21 @@ def run_bench(
 def _row(backend: str, style: str, ours: dict[str, Any], default: dict[str, Any], result: dict[str, Any],
          cost: Any, roof_train: float, roof_predict: float) -> dict[str, Any]:  # fmt: skip
     """One configuration's figures: simplecnn's and Keras's defaults, against the rooflines."""
-    peaks = result["backend_matmul_gflops"]
+    spreads = result["backend_matmul_gflops"]  # [min, median, max] per precision
+    peaks = {k: v[1] for k, v in spreads.items()}
     bf16 = ours["precision"] == "mixed_bfloat16"
     # Model FLOP utilisation: training FLOP/s over the device's matmul peak in the training
-    # precision, both measured by the backend on its device (on a GPU, the GPU's), so it holds
-    # where numpy's CPU roofline does not.
+    # precision (its median), both measured by the backend on its device (on a GPU, the GPU's),
+    # so it holds where numpy's CPU roofline does not.
     mfu = ours["train_img_per_s"] * cost.train_flops / (peaks["bfloat16" if bf16 else "float32"] * 1e9)
     return {
         "backend": backend, "style": style, "precision": ours["precision"],
         "predict_batch": result["predict_batch"],
         "train_img_per_s": ours["train_img_per_s"],
         "predict_img_per_s": ours["predict_img_per_s"],
+        "train_img_per_s_spread": ours["train_img_per_s_spread"],
+        "predict_img_per_s_spread": ours["predict_img_per_s_spread"],
+        "keras_default_predict_img_per_s_spread": default["predict_img_per_s_spread"],
         "keras_default_train_img_per_s": default["train_img_per_s"],
         "keras_default_predict_img_per_s": default["predict_img_per_s"],
         "train_ratio_to_keras_default": ours["train_img_per_s"] / default["train_img_per_s"],
@@ -226,6 +265,8 @@ def _row(backend: str, style: str, ours: dict[str, Any], default: dict[str, Any]
         "warmup_s": ours["warmup_s"],
         "peak_rss_mib": result["peak_rss_mib"],
         "backend_matmul_gflops": peaks,
+        "backend_matmul_gflops_spread": spreads,
+        "noise": result["noise"],
         "train_mfu": mfu,
         # The same, named for bfloat16 rows (None for float32 ones).
         "train_fraction_of_bfloat16_roofline": mfu if bf16 else None,
@@ -233,31 +274,52 @@ def _row(backend: str, style: str, ours: dict[str, Any], default: dict[str, Any]
 
 
 def format_table(report: dict[str, Any]) -> str:
+    """The report as text: one row per configuration with each figure's min-max, then the
+    noise control's verdict and the MFU line."""
     m, rows = report["machine"], report["rows"]
+    if not rows:
+        return "no rows"
     lines = [
-        f"float32 matmul peak {m['matmul_peak_gflops']:.1f} GFLOP/s on {m['cpus']} CPU(s); model "
+        f"float32 matmul peak {m['matmul_peak_gflops']:.1f} GFLOP/s (numpy) on {m['cpus']} CPU(s); model "
         f"{report['model']['forward_gflop_per_image']:.2f} GFLOP/image forward, "
         f"{report['model']['train_gflop_per_image']:.2f} per training image; roofline "
         f"{rows[0]['roofline_train_img_per_s']:.2f} train / {rows[0]['roofline_predict_img_per_s']:.2f} "
-        "predict img/s" if rows else "no rows",
-        "",
-        f"{'backend':<11}{'style':<13}{'precision':<16}{'train img/s':>12}{'(keras)':>9}{'roof':>6}"
-        f"{'predict img/s':>15}{'(keras)':>9}{'roof':>6}{'warm-up s':>11}{'peak MiB':>10}",
+        "predict img/s",
+        "img/s: median of the rounds [min-max]",
+        f"{'backend':<11}{'style':<13}{'precision':<16}{'train img/s':>22}{'(keras)':>9}{'roof':>6}"
+        f"{'predict img/s':>24}{'(keras)':>9}{'roof':>6}{'warm-up s':>11}{'peak MiB':>10}",
     ]  # fmt: skip
     for r in rows:
         lines.append(
-            f"{r['backend']:<11}{r['style']:<13}{r['precision']:<16}{r['train_img_per_s']:>12.2f}"
+            f"{r['backend']:<11}{r['style']:<13}{r['precision']:<16}{_spread(r['train_img_per_s_spread']):>22}"
             f"{r['keras_default_train_img_per_s']:>9.2f}{r['train_fraction_of_roofline']:>6.0%}"
-            f"{r['predict_img_per_s']:>15.2f}{r['keras_default_predict_img_per_s']:>9.2f}"
+            f"{_spread(r['predict_img_per_s_spread']):>24}{r['keras_default_predict_img_per_s']:>9.2f}"
             f"{r['predict_fraction_of_roofline']:>6.0%}{r['warmup_s']:>11.1f}{r['peak_rss_mib']:>10.0f}"
-        )
+        )  # fmt: skip
     lines.append("")
+    for backend in dict.fromkeys(r["backend"] for r in rows):
+        noise = next(r["noise"] for r in rows if r["backend"] == backend)
+        verdict = ("TOO NOISY TO TELL: differences under that are not measured" if noise["noisy"]
+                   else "within the 10% the figures are trusted to")  # fmt: skip
+        lines.append(f"{backend}: the two identical float32 predict configurations differed by "
+                     f"{noise['identical_predict_disagreement']:.0%} after {noise['rounds']} rounds: "
+                     f"{verdict}")  # fmt: skip
     lines.append("roof: fraction of the float32 roofline. Train MFU (training FLOP/s over the "
-                 "backend's own matmul peak in the training precision): " + ", ".join(
+                 "backend's own median matmul peak in the training precision, [min-max] of that "
+                 "peak): " + ", ".join(
                      f"{r['backend']} {r['style']} {r['train_mfu']:.0%} ({r['precision']} peak "
-                     f"{r['backend_matmul_gflops']['bfloat16' if r['precision'] == 'mixed_bfloat16' else 'float32']:.0f} GFLOP/s)"
+                     f"{_spread(r['backend_matmul_gflops_spread'][_peak_key(r)], 0)} GFLOP/s)"
                      for r in rows))  # fmt: skip
     return "\n".join(lines)
+
+
+def _peak_key(row: dict[str, Any]) -> str:
+    return "bfloat16" if row["precision"] == "mixed_bfloat16" else "float32"
+
+
+def _spread(values: list[float], digits: int = 2) -> str:
+    low, mid, high = values
+    return f"{mid:.{digits}f} [{low:.{digits}f}-{high:.{digits}f}]"
 
 
 if __name__ == "__main__":  # the per-backend worker: python -m simplecnn.bench SPEC_JSON

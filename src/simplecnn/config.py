@@ -222,6 +222,11 @@ class TrainConfig:
     time_budget: float | None = _option(
         None, "stop before an epoch that would run past this many seconds of training",
         low=0.001, high=30 * 86400.0, metavar="SECONDS")  # fmt: skip
+    check_data: bool = _option(True, "before training, look for exact and near copies, leaks "
+                               "between training and validation and label conflicts (as "
+                               "`simplecnn check`), and warn")  # fmt: skip
+    drop_duplicates: bool = _option(False, "leave copies out of training: one of each group is "
+                                    "kept, leaked and conflicting ones go (files are not touched)")  # fmt: skip
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):

@@ -13,22 +13,16 @@ from typing import Any, Sequence
 import numpy as np
 
 from simplecnn import reports
-from simplecnn.data import (
-    ImageBatches,
-    MirroredBatches,
-    Skipped,
-    find_split,
-    index_classes,
-    list_images,
-)
+from simplecnn.data import Skipped, find_split, index_classes, list_images, read_batches
 from simplecnn.errors import ConfigError, DataError
 from simplecnn.files import dumps_json, write_json
-from simplecnn.heads import class_probabilities, decide
+from simplecnn.heads import decide
 from simplecnn.outputs import check_place, check_replaceable, make_temp_folder, swap_in
-from simplecnn.runs import Run, load_run, run_lock_if_inside
+from simplecnn.runs import Run, run_lock_if_inside
+from simplecnn.runtime import Predictor, open_predictor
 
 __all__ = ["PREDICT_BATCH", "probabilities", "predict", "evaluate", "format_predictions",
-           "is_prediction_file"]  # fmt: skip
+           "is_prediction_file", "open_predictor"]  # fmt: skip
 
 # Images per predict/evaluate batch (measured: `benchmarks/results/defaults_sweep.txt`).
 PREDICT_BATCH = 32
@@ -36,17 +30,19 @@ CSV_HEADER = ["path", "label", "probability"]
 
 
 def probabilities(
-    run: Run, items: list[tuple[str, int]], batch_size: int = PREDICT_BATCH, tta: bool = False
-) -> tuple[np.ndarray, ImageBatches]:
-    """One probability per class ``(N, classes)`` for ``(path, label)`` items, and the batches
-    (whose ``failed`` lists files that passed the header check but did not decode). With
-    ``tta``, the mean over each image and its mirror image."""
-    batches = ImageBatches(items, image_size=run.image_size, channels=run.channels,
-                           batch_size=batch_size, num_classes=run.num_outputs)  # fmt: skip
-    outputs = np.asarray(run.model.predict(batches, verbose=0), dtype=np.float64)
-    if tta:
-        outputs = (outputs + np.asarray(run.model.predict(MirroredBatches(batches), verbose=0))) / 2
-    return class_probabilities(outputs), batches
+    predictor: Predictor, paths: Sequence[str], batch_size: int = PREDICT_BATCH, tta: bool = False
+) -> tuple[np.ndarray, list[Skipped]]:
+    """One probability per class ``(N, classes)`` for image files, and the files that passed the
+    header check but did not decode (each scored as a blank image). With ``tta``, the mean over
+    each image and its mirror image."""
+    run, out, failed = predictor.run, [], []
+    for pixels, bad in read_batches(paths, run.image_size, run.channels, batch_size):
+        probs = predictor.predict(pixels)
+        if tta:
+            probs = (probs + predictor.predict(np.ascontiguousarray(pixels[:, :, ::-1]))) / 2
+        out.append(probs)
+        failed += bad
+    return np.concatenate(out) if out else np.zeros((0, len(run.class_names))), failed
 
 
 def _check_threshold(threshold: float) -> None:
@@ -60,21 +56,26 @@ def predict(
     threshold: float = 0.5,
     batch_size: int = PREDICT_BATCH,
     tta: bool = False,
+    runtime: str | Predictor = "auto",
 ) -> tuple[list[dict[str, Any]], list[Skipped]]:
     """Classify image files, folders or glob patterns with a run's model.
+
+    Args:
+        runtime: "auto", "keras", "onnx" or "onnx-int8" (:mod:`simplecnn.runtime`), or an open
+            :class:`~simplecnn.runtime.Predictor`.
 
     Returns:
         ``(predictions, skipped)``: one dict per image (``path``, ``label``, ``probability`` of
         that label, ``probabilities`` per class) in input order, and the files not read.
     """
-    run = load_run(run_dir)
     _check_threshold(threshold)
+    predictor = runtime if isinstance(runtime, Predictor) else open_predictor(run_dir, runtime, batch_size)
     files, skipped = list_images(paths)
     if not files:
         return [], skipped
-    probs, batches = probabilities(run, [(p, 0) for p in files], batch_size, tta)
-    failed = {s.path for s in batches.failed}
-    names = run.class_names
+    probs, bad = probabilities(predictor, files, batch_size, tta)
+    failed = {s.path for s in bad}
+    names = predictor.run.class_names
     labels = decide(probs, threshold)
     out = []
     for path, p, label in zip(files, probs, labels):
@@ -83,7 +84,7 @@ def predict(
         per_class = {n: float(v) for n, v in zip(names, p)}
         out.append({"path": path, "label": names[label], "probability": per_class[names[label]],
                     "probabilities": per_class})  # fmt: skip
-    return out, skipped + batches.failed
+    return out, skipped + bad
 
 
 def format_predictions(rows: list[dict[str, Any]], fmt: str = "csv") -> str:
@@ -122,6 +123,7 @@ def evaluate(
     batch_size: int = PREDICT_BATCH,
     worst: int = 16,
     tta: bool = False,
+    runtime: str = "auto",
 ) -> dict[str, Any]:
     """Measure a run on a labelled folder (class sub-folders named as in training).
 
@@ -131,10 +133,12 @@ def evaluate(
     always one consistent report; a file that fails to decode is recorded, never fatal.
 
     Returns:
-        The metrics dict (also in report.json), with ``most_wrong`` image paths.
+        The metrics dict (also in report.json), with ``most_wrong`` image paths and the
+        ``runtime`` that answered.
     """
-    run = load_run(run_dir)
     _check_threshold(threshold)
+    predictor = open_predictor(run_dir, runtime, batch_size)
+    run = predictor.run
     data_dir, run_dir = os.fspath(data_dir), os.fspath(run_dir)
     if not os.path.isdir(data_dir):
         raise DataError(f"{data_dir}: no such folder; pass a folder with one sub-folder per class")
@@ -147,7 +151,7 @@ def evaluate(
     check_place(out_dir, "--out", data=[data_dir], runs=[run_dir])
     check_replaceable(out_dir, "evaluation", "--out")
     with run_lock_if_inside(run_dir, out_dir, "evaluate"):
-        probs, batches = probabilities(run, items, batch_size, tta)
+        probs, bad = probabilities(predictor, [p for p, _ in items], batch_size, tta)
         y_true = np.array([label for _, label in items])
         metrics = reports.classification_metrics(y_true, probs, names, threshold)
         predicted = decide(probs, threshold)
@@ -161,8 +165,8 @@ def evaluate(
             for i in wrong
         ]  # fmt: skip
         metrics.update(data_dir=os.path.abspath(data_dir), threshold=threshold, tta=tta,
-                       class_names=names,
-                       skipped=[s.to_dict() for s in skipped + batches.failed])  # fmt: skip
+                       class_names=names, runtime=predictor.name,
+                       skipped=[s.to_dict() for s in skipped + bad])  # fmt: skip
         tmp = make_temp_folder(out_dir, "evaluation")
         try:
             _write_report(tmp, metrics, run, items, y_true, probs, wrong, predicted, confidence)

@@ -42,7 +42,7 @@ MARKER = ".simplecnn"
 # Temporary names (".tmp" files, ".tmp-"/".old-" folders) are simplecnn's in every kind.
 KINDS: dict[str, dict[str, Any]] = {
     "run": {
-        "files": ["model.keras", "run.json", "history.csv", "curves.png", "files.json"],
+        "files": ["model.keras", "run.json", "history.csv", "curves.png", "files.json", "check.json"],
         "dirs": {"logs": "*", "backup": "backups", "evaluation": "evaluation", "export": "exports",
                  "explain": "explain"},
     },  # fmt: skip
@@ -59,6 +59,7 @@ KINDS: dict[str, dict[str, Any]] = {
     },  # fmt: skip
     "exports": {"files": [], "dirs": {"*": "export"}},
     "demo": {"files": [], "dirs": {"data": "*", "run": "run"}},
+    "check": {"files": ["report.json", "*.png"], "dirs": {}},
 }
 _OWN_ALWAYS = [MARKER, LOCK_FILE, "*.tmp", "*.tmp.*", ".tmp-*", ".old-*"]
 

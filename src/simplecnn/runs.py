@@ -27,34 +27,25 @@ import csv
 import json
 import os
 import re
-import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
-
-import keras
-import numpy as np
 
 from simplecnn.config import ModelConfig, TrainConfig
 from simplecnn.data import Dataset, Skipped
 from simplecnn.errors import RunError
 from simplecnn.files import (
-    atomic_write,
-    disk_full_error,
-    is_disk_full,
     read_json,
     write_json,
     write_text,
 )  # fmt: skip
-from simplecnn.heads import head_units
 from simplecnn.locks import RunLock
-from simplecnn.models import leaf_layers
 from simplecnn.outputs import check_place, claim_folder, remove_own_folder
 
 __all__ = [
-    "RunError", "Run", "load_run", "read_json", "write_json", "save_model_atomic", "read_history",
-    "Backup", "save_backup", "latest_backup", "MODEL_FILE", "RUN_FILE", "HISTORY_FILE",
-    "CURVES_FILE", "FILES_FILE", "LOG_DIR", "BACKUP_DIR", "PIXELS", "open_run", "write_record",
-    "write_files_record", "read_record", "run_lock_if_inside",
+    "RunError", "Run", "read_run", "load_run", "read_history", "truncate_history", "Backup",
+    "latest_backup", "MODEL_FILE", "RUN_FILE", "HISTORY_FILE", "CURVES_FILE", "FILES_FILE",
+    "LOG_DIR", "BACKUP_DIR", "CHECK_FILE", "PIXELS", "open_run", "write_record", "write_files_record",
+    "read_record", "run_lock_if_inside",
 ]  # fmt: skip
 
 MODEL_FILE = "model.keras"
@@ -62,6 +53,7 @@ RUN_FILE = "run.json"
 HISTORY_FILE = "history.csv"
 CURVES_FILE = "curves.png"
 FILES_FILE = "files.json"
+CHECK_FILE = "check.json"  # copies, leaks and label conflicts found before training
 LOG_DIR = "logs"
 BACKUP_DIR = "backup"
 
@@ -147,12 +139,6 @@ def write_files_record(run_dir: str, dataset: Dataset, failed: list[Skipped]) ->
     })  # fmt: skip
 
 
-def save_model_atomic(model: keras.Model, path: str) -> None:
-    """Save a .keras file under a temporary name, then rename: never a half-written model."""
-    with atomic_write(path, suffix=".keras") as tmp:
-        model.save(tmp)
-
-
 def read_history(path: str, rows: int | None = None) -> dict[str, list[float]]:
     """history.csv -> {metric: [value per epoch]}; keep the first ``rows`` rows if given."""
     if not os.path.isfile(path):
@@ -183,11 +169,24 @@ def truncate_history(path: str, rows: int) -> None:
 
 @dataclass
 class Run:
-    """A loaded run directory: the model and what it was trained with."""
+    """A run directory: what it was trained with, and its model (loaded with Keras, checked
+    against the run, on first use: reading a run's metadata needs no Keras)."""
 
     path: str
-    model: keras.Model
     meta: dict[str, Any]
+    _model: Any = field(default=None, repr=False)
+
+    @property
+    def model(self) -> Any:
+        """The run's ``model.keras`` as a ``keras.Model`` (loaded on first use)."""
+        if self._model is None:
+            from simplecnn.checkpoints import check_model, load_model_file
+
+            path = os.path.join(self.path, MODEL_FILE)
+            model = load_model_file(path)
+            check_model(model, ModelConfig.from_dict(self.meta["model_config"]), self.class_names, path)
+            self._model = model
+        return self._model
 
     @property
     def class_names(self) -> list[str]:
@@ -231,29 +230,29 @@ def run_lock_if_inside(run_dir: str, out_dir: str, command: str) -> Any:
     return contextlib.nullcontext()
 
 
-def load_model_file(path: str) -> keras.Model:
-    """``keras.models.load_model`` with Keras's safe mode on, and one clear error.
+def read_run(run_dir: str | os.PathLike) -> Run:
+    """A run directory's metadata, checked, without loading its model (no Keras needed).
 
-    Safe mode refuses ``Lambda`` layers and other arbitrary code; there is deliberately no
-    way to turn it off from simplecnn.
+    Raises:
+        RunError: the folder is not a finished run directory, or its run.json is unreadable.
     """
+    run_dir = os.fspath(run_dir)
+    meta_path = os.path.join(run_dir, RUN_FILE)
+    if not os.path.isdir(run_dir):
+        raise RunError(f"{run_dir}: no such run directory; pass the --out folder of a train run")
+    if not os.path.isfile(meta_path) or not os.path.isfile(os.path.join(run_dir, MODEL_FILE)):
+        raise RunError(
+            f"{run_dir}: not a run directory (needs {RUN_FILE} and {MODEL_FILE}); pass the "
+            "--out folder of a finished `simplecnn train`"
+        )
     try:
-        with open(path, "rb") as f:
-            magic = f.read(4)
-    except OSError as exc:
-        raise RunError(f"{path}: cannot read the model file ({exc.strerror})") from None
-    if magic != b"PK\x03\x04":
-        raise RunError(f"{path}: not a Keras model file (.keras files are zip archives)")
-    try:
-        return keras.models.load_model(path, safe_mode=True)
-    except Exception as exc:  # Keras raises many types for a bad or hostile file
-        text = " ".join(str(exc).split())
-        if "Lambda" in text or "safe_mode" in text:
-            raise RunError(
-                f"{path}: refused: the model contains a Lambda layer or other arbitrary code, "
-                "which Keras's safe mode does not load"
-            ) from None
-        raise RunError(f"{path}: corrupt or incomplete Keras model file ({text[:200]})") from None
+        with open(meta_path, encoding="utf-8") as f:
+            meta = json.load(f)
+        ModelConfig.from_dict(meta["model_config"])
+        list(meta["class_names"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise RunError(f"{meta_path}: unreadable run description ({exc})") from None
+    return Run(run_dir, meta)
 
 
 def load_run(run_dir: str | os.PathLike) -> Run:
@@ -263,48 +262,12 @@ def load_run(run_dir: str | os.PathLike) -> Run:
         RunError: the folder is not a finished run directory, its model cannot be loaded, or
             the model does not take the run's input shape or give its number of classes.
     """
-    run_dir = str(run_dir)
-    meta_path = os.path.join(run_dir, RUN_FILE)
-    model_path = os.path.join(run_dir, MODEL_FILE)
-    if not os.path.isdir(run_dir):
-        raise RunError(f"{run_dir}: no such run directory; pass the --out folder of a train run")
-    if not os.path.isfile(meta_path) or not os.path.isfile(model_path):
-        raise RunError(
-            f"{run_dir}: not a run directory (needs {RUN_FILE} and {MODEL_FILE}); pass the "
-            "--out folder of a finished `simplecnn train`"
-        )
-    try:
-        with open(meta_path, encoding="utf-8") as f:
-            meta = json.load(f)
-        config = ModelConfig.from_dict(meta["model_config"])
-        names = list(meta["class_names"])
-    except (ValueError, KeyError, TypeError) as exc:
-        raise RunError(f"{meta_path}: unreadable run description ({exc})") from None
-    model = load_model_file(model_path)
-    expected_out = head_units(len(names))
-    in_shape = getattr(model, "input_shape", None)  # subclassed models have none
-    if in_shape is None and isinstance(getattr(model, "config", None), ModelConfig):
-        in_shape = (None, *model.config.input_shape)
-    if in_shape is not None and tuple(in_shape[1:]) != tuple(config.input_shape):
-        raise RunError(
-            f"{model_path}: the model takes images of shape {tuple(in_shape[1:])} but the run "
-            f"was trained at {tuple(config.input_shape)}; the model file does not belong to this run"
-        )
-    try:
-        out_shape = tuple(model.compute_output_shape((None, *config.input_shape)))
-    except Exception:
-        raise RunError(
-            f"{model_path}: the model does not take the run's input shape {config.input_shape}"
-        ) from None
-    if out_shape[-1] != expected_out:
-        raise RunError(
-            f"{model_path}: the model has {out_shape[-1]} outputs but the run has "
-            f"{len(names)} classes {names}; the model file does not belong to this run"
-        )
-    return Run(run_dir, model, meta)
+    run = read_run(run_dir)
+    run.model  # noqa: B018 - load and check now, so a bad model file fails here
+    return run
 
 
-# --- backups (resume after a kill) ----------------------------------------------------------
+# --- backups (resume after a kill; checkpoints.py writes them) --------------------------------
 
 _BACKUP_RE = re.compile(r"^epoch-(\d{4,})$")
 
@@ -316,49 +279,6 @@ class Backup:
     path: str
     epochs_done: int
     state: dict[str, Any]
-
-
-def _seed_states(model: keras.Model) -> dict[str, list[int]]:
-    return {
-        layer.name: [int(v) for v in keras.ops.convert_to_numpy(layer.seed_generator.state.value)]
-        for layer in leaf_layers(model)
-        if getattr(layer, "seed_generator", None) is not None
-    }
-
-
-def restore_seed_states(model: keras.Model, states: dict[str, list[int]]) -> None:
-    """Give dropout layers back the random-generator state they had at the backup."""
-    for layer in leaf_layers(model):
-        gen = getattr(layer, "seed_generator", None)
-        if gen is not None and layer.name in states:
-            gen.state.assign(np.asarray(states[layer.name], dtype=gen.state.dtype))
-
-
-def save_backup(run_dir: str, model: keras.Model, epochs_done: int, state: dict[str, Any]) -> None:
-    """Write ``backup/epoch-NNNN/`` (model with optimizer, state.json) atomically; drop older ones.
-
-    The folder is filled under a temporary name and renamed, so a kill leaves the previous
-    backup or this one, complete.
-    """
-    root = os.path.join(run_dir, BACKUP_DIR)
-    os.makedirs(root, exist_ok=True)
-    final = os.path.join(root, f"epoch-{epochs_done:04d}")
-    tmp = os.path.join(root, f".tmp-epoch-{epochs_done:04d}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    os.makedirs(tmp)
-    try:
-        model.save(os.path.join(tmp, MODEL_FILE))
-        write_json(os.path.join(tmp, "state.json"), {**state, "seed_states": _seed_states(model)})
-    except BaseException as exc:
-        shutil.rmtree(tmp, ignore_errors=True)  # never a half backup left taking space
-        if is_disk_full(exc):
-            raise disk_full_error(final, exc) from exc
-        raise
-    shutil.rmtree(final, ignore_errors=True)
-    os.rename(tmp, final)
-    for name in os.listdir(root):
-        if name != os.path.basename(final):
-            shutil.rmtree(os.path.join(root, name), ignore_errors=True)
 
 
 def latest_backup(run_dir: str) -> Backup | None:
@@ -381,3 +301,15 @@ def latest_backup(run_dir: str) -> Backup | None:
         if os.path.isfile(os.path.join(path, MODEL_FILE)):
             return Backup(path, epochs_done, state)
     return None
+
+
+# Keras-side names that lived here before checkpoints.py; importing them loads Keras.
+_CHECKPOINTS = ("save_model_atomic", "load_model_file", "save_backup", "restore_seed_states")
+
+
+def __getattr__(name: str) -> Any:
+    if name in _CHECKPOINTS:
+        from simplecnn import checkpoints
+
+        return getattr(checkpoints, name)
+    raise AttributeError(f"module 'simplecnn.runs' has no attribute {name!r}")

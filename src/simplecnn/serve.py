@@ -31,10 +31,10 @@ from typing import Any, Callable
 import numpy as np
 from PIL import Image
 
-from simplecnn.data import MAX_PIXELS, check_pixels, decode_image, scale_pixels
+from simplecnn.data import MAX_PIXELS, check_pixels, decode_image
 from simplecnn.errors import UsageError
-from simplecnn.heads import class_probabilities
-from simplecnn.runs import Run, load_run
+from simplecnn.runs import Run
+from simplecnn.runtime import Predictor, open_predictor
 
 __all__ = ["create_app", "serve", "MicroBatcher", "PAGE"]
 
@@ -96,8 +96,8 @@ class MicroBatcher:
     runs the model. ``max_batch_seen`` and ``batches`` are kept for the tests and /health.
     """
 
-    def __init__(self, run: Run, max_batch: int = 16, batch_wait_s: float = 0.005) -> None:
-        self.run = run
+    def __init__(self, predictor: Predictor, max_batch: int = 16, batch_wait_s: float = 0.005) -> None:
+        self.predictor = predictor
         self.max_batch = max_batch
         self.batch_wait_s = batch_wait_s
         self.queue: queue.Queue = queue.Queue()
@@ -109,9 +109,7 @@ class MicroBatcher:
 
     def predict_batch(self, pixels: np.ndarray) -> np.ndarray:
         """uint8 ``(N, H, W, C)`` -> probability per class ``(N, classes)``."""
-        import keras
-
-        return class_probabilities(keras.ops.convert_to_numpy(self.run.model(scale_pixels(pixels), training=False)))
+        return self.predictor.predict(pixels)
 
     def submit(self, pixels: np.ndarray) -> asyncio.Future:
         loop = asyncio.get_running_loop()
@@ -162,12 +160,14 @@ def create_app(
     max_batch: int = 16,
     batch_wait_s: float = 0.005,
     explain_workers: int = 2,
+    runtime: str = "auto",
 ):
-    """The FastAPI application serving ``run_dir``'s model."""
+    """The FastAPI application serving ``run_dir``'s model on ``runtime`` (simplecnn.runtime)."""
     from fastapi import FastAPI
 
-    run = load_run(run_dir)
-    batcher = MicroBatcher(run, max_batch=max_batch, batch_wait_s=batch_wait_s)
+    predictor = open_predictor(run_dir, runtime)
+    run = predictor.run
+    batcher = MicroBatcher(predictor, max_batch=max_batch, batch_wait_s=batch_wait_s)
     batcher.predict_batch(np.zeros((1, *run.image_size, run.channels), np.uint8))  # warm up
     app = FastAPI(
         title="simplecnn",
@@ -178,7 +178,7 @@ def create_app(
         redoc_url=None,
     )
     app.state.batcher = batcher
-    _add_error_handling(app, max_upload_bytes)
+    _add_error_handling(app, max_upload_bytes, predictor.name)
     _offline_docs(app)
     _add_routes(app, run, batcher, max_upload_bytes, explain_workers)
     return app
@@ -190,8 +190,9 @@ def _error(status: int, message: str) -> Any:
     return JSONResponse({"error": message}, status_code=status)
 
 
-def _add_error_handling(app: Any, max_upload_bytes: int) -> None:
-    """Every error is JSON ``{"error": ...}``; an oversized body is refused before it is read."""
+def _add_error_handling(app: Any, max_upload_bytes: int, runtime: str) -> None:
+    """Every error is JSON ``{"error": ...}``; an oversized body is refused before it is read;
+    every response says which runtime answered (``X-Simplecnn-Runtime``)."""
     from fastapi import Request
     from fastapi.exceptions import RequestValidationError
     from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -212,20 +213,24 @@ def _add_error_handling(app: Any, max_upload_bytes: int) -> None:
     async def _limit_size(request: Request, call_next: Any) -> Any:
         length = request.headers.get("content-length")
         if request.method == "POST" and length and length.isdigit() and int(length) > max_upload_bytes + 64 * 1024:
-            return _error(413, f"upload too large: at most {max_upload_bytes:,} bytes")
-        return await call_next(request)
+            response = _error(413, f"upload too large: at most {max_upload_bytes:,} bytes")
+        else:
+            response = await call_next(request)
+        response.headers["X-Simplecnn-Runtime"] = runtime
+        return response
 
 
 def _add_routes(app: Any, run: Run, batcher: MicroBatcher, max_upload_bytes: int, explain_workers: int) -> None:
     """``/`` (the page), ``/health`` and ``/predict``."""
+    import importlib.util
+
     import anyio
-    import keras
     from fastapi import File, Request, UploadFile
     from fastapi.responses import HTMLResponse
 
-    from simplecnn.explain import display_image, explain_picture
-
     names, explain_slots = run.class_names, anyio.CapacityLimiter(explain_workers)
+    # Grad-CAM needs gradients, so Keras: loaded when first asked for, whatever answers predictions.
+    can_explain = importlib.util.find_spec("keras") is not None
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def page() -> str:
@@ -235,12 +240,13 @@ def _add_routes(app: Any, run: Run, batcher: MicroBatcher, max_upload_bytes: int
     async def health() -> dict[str, Any]:
         """Liveness and what this service classifies."""
         return {"status": "ok", "classes": names, "image_size": list(run.image_size), "style": run.style,
-                "backend": keras.backend.backend(), "batches": batcher.batches, "images": batcher.images,
-                "max_batch_seen": batcher.max_batch_seen}  # fmt: skip
+                "runtime": batcher.predictor.name, "explain": can_explain, "batches": batcher.batches,
+                "images": batcher.images, "max_batch_seen": batcher.max_batch_seen}  # fmt: skip
 
     @app.post("/predict", responses={400: {"description": "empty, truncated or undecodable image"},
                                      413: {"description": "upload too large"},
-                                     415: {"description": "not a JPEG, PNG, GIF, BMP or WebP image"}})  # fmt: skip
+                                     415: {"description": "not a JPEG, PNG, GIF, BMP or WebP image"},
+                                     501: {"description": "explain=true on an install without Keras"}})  # fmt: skip
     async def predict(request: Request, file: UploadFile = File(...), explain: bool = False) -> Any:
         """Classify one image; with ``explain=true`` also return a Grad-CAM overlay (PNG data URL)."""
         form = await request.form()  # parsed once already (FastAPI caches it): count the files
@@ -258,11 +264,16 @@ def _add_routes(app: Any, run: Run, batcher: MicroBatcher, max_upload_bytes: int
         result: dict[str, Any] = {"label": names[index], "probability": float(probs[index]),
                                   "probabilities": {n: float(p) for n, p in zip(names, probs)}}  # fmt: skip
         if explain:
+            if not can_explain:
+                return _error(501, "Grad-CAM needs gradients, so Keras and a backend, which this "
+                              "install lacks: pip install 'simplecnn[train]' (predictions work without)")  # fmt: skip
             result["gradcam"], result["layer"] = await anyio.to_thread.run_sync(
                 _explain, data, pixels, limiter=explain_slots)  # fmt: skip
         return result
 
     def _explain(data: bytes, pixels: np.ndarray) -> tuple[str, str]:
+        from simplecnn.explain import display_image, explain_picture
+
         figure, cam = explain_picture(run.model, pixels, display_image(io.BytesIO(data)), names)
         return _png_data_url(figure), cam.layer
 
@@ -305,7 +316,8 @@ def _offline_docs(app: Any) -> None:
 
 
 def serve(run_dir: str, host: str = "127.0.0.1", port: int = 8000, max_upload_mb: int = 10,
-          max_batch: int = 16, quiet: bool = False, say: Callable[[str], None] = print) -> None:  # fmt: skip
+          max_batch: int = 16, quiet: bool = False, say: Callable[[str], None] = print,
+          runtime: str = "auto") -> None:  # fmt: skip
     """Serve ``run_dir`` over HTTP until interrupted.
 
     The address is bound before anything is said to be serving, so a port in use, a bad host or
@@ -335,8 +347,10 @@ def serve(run_dir: str, host: str = "127.0.0.1", port: int = 8000, max_upload_mb
         raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror or exc}; choose another "
                          "--port or --host") from None  # fmt: skip
     try:
-        app = create_app(run_dir, max_upload_bytes=max_upload_mb * 1024 * 1024, max_batch=max_batch)
-        say(f"serving {run_dir} on http://{host}:{port}/ (API: /predict, /health, /docs)")
+        app = create_app(run_dir, max_upload_bytes=max_upload_mb * 1024 * 1024, max_batch=max_batch,
+                         runtime=runtime)  # fmt: skip
+        say(f"serving {run_dir} on http://{host}:{port}/ (API: /predict, /health, /docs); "
+            f"runtime: {app.state.batcher.predictor.note}")
         config = uvicorn.Config(app, log_level="warning" if quiet else "info")
         uvicorn.Server(config).run(sockets=[sock])
     finally:

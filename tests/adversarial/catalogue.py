@@ -47,6 +47,10 @@ OUTPUT_PATHS = [
     ("lr-find DATA --out CLASS/lr.png --steps 5", "lr-find plot into a class folder"),
     ("compare --plot-dir MINE --input-shape 32,32,3", "plot_model PNGs over a user's PNG"),
     ("demo --out MINE --epochs 1", "demo into a user's folder"),
+    ("check DATA --out DATA", "check's report into the data folder"),
+    ("check DATA --out CLASS", "check's report into a class folder"),
+    ("check DATA --out MINE", "check's report into a user's folder"),
+    ("check DATA --out RUN", "check's report into a run"),
 ]
 
 # --- file names: bytes the user chose --------------------------------------------------------

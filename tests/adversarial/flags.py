@@ -11,7 +11,7 @@ POSITIONALS = {
     "summary": [], "compare": [], "train": ["DATA"], "bench": [], "lr-find": ["DATA"],
     "launch": ["--num-processes", "2"], "evaluate": ["RUN", "DATA"], "predict": ["RUN", "IMAGE"],
     "explain": ["RUN", "IMAGE"], "export": ["RUN", "--format", "keras"], "serve": ["RUN"],
-    "demo": [],
+    "demo": [], "check": ["DATA"],
 }  # fmt: skip
 
 

@@ -36,10 +36,29 @@ def _quiet_backends() -> None:
     try:
         os.dup2(devnull, 2)
         import keras  # noqa: F401
+    except ImportError:
+        raise UsageError("this command needs Keras and a backend, which this install lacks: pip "
+                         "install 'simplecnn[train]' (a run exported to ONNX predicts and serves "
+                         "without: --runtime onnx)") from None  # fmt: skip
     finally:
         os.dup2(saved, 2)
         os.close(saved)
         os.close(devnull)
+
+
+def _needs_keras(args: argparse.Namespace) -> bool:
+    """False for predict, evaluate and serve answered by ONNX Runtime: they never import Keras,
+    so a light install (no Keras) works and starts in a fraction of a second."""
+    if args.command == "check":
+        return bool(args.labels or args.run)
+    if args.command not in ("predict", "evaluate", "serve"):
+        return args.command != "launch"
+    from simplecnn.runtime import resolve_runtime
+
+    try:
+        return resolve_runtime(args.run_dir, args.runtime) == "keras"
+    except SimplecnnError:
+        return False  # the command itself will say what is wrong
 
 
 def _one_line(exc: BaseException) -> str:
@@ -64,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
 
     func: Callable[[argparse.Namespace], int] = getattr(commands, "cmd_" + args.command.replace("-", "_"))
     try:
-        if not args.debug:
+        if not args.debug and _needs_keras(args):
             _quiet_backends()
         return func(args)
     except (SimplecnnError, OSError) as exc:

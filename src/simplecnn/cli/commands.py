@@ -83,12 +83,16 @@ def cmd_train(args: argparse.Namespace) -> int:
         distributed.initialize(dist)
     out = args.out or _default_run_dir(config.style)
     result = train(args.data_dir, out, config, overwrite=args.overwrite, resume=args.resume,
+                   export=[args.export] if args.export else [],
                    verbose=2 if args.quiet_progress else "auto", architecture=architecture(args))  # fmt: skip
     if distributed.process_slice()[0] != 0:
         return 0  # process 0 reports
     _print_skipped(result.skipped, f"recorded in {os.path.join(out, 'files.json')}")
     for warning in result.warnings:
         _say(f"warning: {warning}")
+    if any(result.check.values()):
+        _say(f"the copies, leaks and conflicts found are listed in {os.path.join(out, 'check.json')} "
+             f"(pictures: simplecnn check {args.data_dir} --out DIR)")
     if result.stopped == "nan":
         _say(f"simplecnn train: error: {result.message}")
         return 1
@@ -98,8 +102,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     if result.input_wait:
         print(f"waiting for input: {result.input_wait['fraction']:.1%} of training time "
               f"(worst epoch {result.input_wait['worst_epoch_fraction']:.1%})")  # fmt: skip
+    for fmt, check in result.exports.items():
+        print(f"exported {fmt}: max |export - keras| = {check['max_abs_difference']:.2e} on "
+              f"{check['images']} ({'passed' if check['passed'] else 'FAILED'}); predict, evaluate "
+              f"and serve now answer with it")  # fmt: skip
     print(f"run directory: {out}")
-    return 0
+    return 0 if all(c["passed"] for c in result.exports.values()) else 1
 
 
 def _default_run_dir(style: str) -> str:
@@ -136,7 +144,8 @@ def cmd_launch(args: argparse.Namespace) -> int:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from simplecnn.inference import evaluate
 
-    m = evaluate(args.run_dir, args.data_dir, out_dir=args.out, threshold=args.threshold, tta=args.tta)
+    m = evaluate(args.run_dir, args.data_dir, out_dir=args.out, threshold=args.threshold, tta=args.tta,
+                 runtime=args.runtime)  # fmt: skip
     if args.json:
         from simplecnn.files import dumps_json
 
@@ -144,7 +153,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         return 0
     _print_skipped(m["skipped"], "not evaluated")
     auc = "n/a (one class present)" if m["roc_auc"] is None else f"{m['roc_auc']:.4f}"
-    print(f"evaluated {m['n']} images of {m['class_names']} ({m['averaging']})")
+    print(f"evaluated {m['n']} images of {m['class_names']} ({m['averaging']}; runtime {m['runtime']})")
     print(f"accuracy  {m['accuracy']:.4f}\nprecision {m['precision']:.4f}\n"
           f"recall    {m['recall']:.4f}\nf1        {m['f1']:.4f}\nroc_auc   {auc}")  # fmt: skip
     print("confusion matrix (rows: true, columns: predicted):")
@@ -159,11 +168,14 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 def cmd_predict(args: argparse.Namespace) -> int:
     from simplecnn.files import check_file_target, write_text
-    from simplecnn.inference import format_predictions, is_prediction_file, predict
+    from simplecnn.inference import format_predictions, is_prediction_file, open_predictor, predict
 
     if args.output:  # refused before any work if it would replace a file simplecnn did not write
         check_file_target(args.output, "--output", is_prediction_file)
-    rows, skipped = predict(args.run_dir, args.paths, threshold=args.threshold, tta=args.tta)
+    predictor = open_predictor(args.run_dir, args.runtime)
+    _say(f"runtime: {predictor.note}")
+    rows, skipped = predict(args.run_dir, args.paths, threshold=args.threshold, tta=args.tta,
+                            runtime=predictor)  # fmt: skip
     text = format_predictions(rows, args.format)
     if args.output:
         write_text(args.output, text)
@@ -213,7 +225,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from simplecnn.serve import serve
 
     serve(args.run_dir, host=args.host, port=args.port, max_upload_mb=args.max_upload_mb,
-          max_batch=args.max_batch, quiet=args.quiet, say=_say)  # fmt: skip
+          max_batch=args.max_batch, quiet=args.quiet, say=_say, runtime=args.runtime)  # fmt: skip
     return 0
 
 
@@ -223,3 +235,38 @@ def cmd_demo(args: argparse.Namespace) -> int:
     ok = run_demo(args.out or os.path.join("runs", "demo"), style=args.style, epochs=args.epochs,
                   seed=args.seed, quiet_progress=args.quiet_progress)  # fmt: skip
     return 0 if ok else 1
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from simplecnn.check import check_folder, write_report
+
+    report = check_folder(args.data_dir, args.validation_split, args.seed)
+    if args.labels or args.run:
+        from simplecnn.check.labels import label_issues
+
+        report["labels"] = label_issues(args.data_dir, run_dir=args.run, time_budget=args.time_budget,
+                                        seed=args.seed, say=_say)  # fmt: skip
+    if args.out:
+        report["sheets"] = write_report(report, args.out, args.data_dir)
+    if args.json:
+        from simplecnn.files import dumps_json
+
+        print(dumps_json(report))
+        return 0
+    counts = ", ".join(f"{name} {n}" for name, n in report["totals"].items())
+    print(f"checked {report['images']} images of {len(report['classes'])} classes ({counts}) in "
+          f"{sum(report['seconds'].values()):.1f} s")  # fmt: skip
+    for finding in report["findings"] or [{"message": "no problems found"}]:
+        print(f"- {finding['message']}")
+    if "labels" in report:
+        labels = report["labels"]
+        print(f"- likely wrong labels ({labels['method']}): cleanlab flags {labels['flagged']} of "
+              f"{labels['images']}; least plausible first:")  # fmt: skip
+        for row in labels["ranking"][:10]:
+            print(f"    {row['path']}: filed as {row['class']}, looks like {row['predicted']} "
+                  f"(score {row['score']:.3f})")  # fmt: skip
+    if args.out:
+        print(f"report and contact sheets in {args.out}")
+    elif report["findings"]:
+        print("(--out DIR writes the report and a contact sheet of each kind of finding)")
+    return 0

@@ -158,6 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_explain(sub)
     _add_export(sub)
     _add_serve(sub)
+    _add_check(sub)
     _add_demo(sub)
     return parser
 
@@ -188,6 +189,9 @@ def _add_train(sub: Any) -> None:
     p.add_argument("--resume", action="store_true",
                    help="continue the unfinished run in --out (the same command does this anyway)")
     p.add_argument("--quiet-progress", action="store_true", help="one line per epoch, no bar")
+    p.add_argument("--export", choices=["onnx"], default=None,
+                   help="when training ends, export the run as `simplecnn export RUN --format onnx` "
+                   "does (checked), so predict/evaluate/serve answer without Keras")  # fmt: skip
     p.add_argument("--coordinator", default=None, metavar="HOST:PORT",
                    help="multi-process job: process 0's address ($SIMPLECNN_COORDINATOR)")
     p.add_argument("--num-processes", type=_number(int, 1, 4096), default=None,
@@ -247,8 +251,16 @@ def _add_predict(sub: Any) -> None:
     _add_scoring_args(p)
 
 
+def _add_runtime_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--runtime", choices=["auto", "keras", "onnx", "onnx-int8"], default="auto",
+                   help="what answers: auto (default) uses the run's checked ONNX export "
+                   "(export/onnx/, from `simplecnn export RUN --format onnx` or `train --export "
+                   "onnx`) when it has one, else Keras; onnx-int8 only when asked for")  # fmt: skip
+
+
 def _add_scoring_args(p: argparse.ArgumentParser) -> None:
-    """How evaluate and predict turn probabilities into labels."""
+    """How evaluate and predict turn probabilities into labels, and what answers."""
+    _add_runtime_arg(p)
     p.add_argument("--threshold", type=_THRESHOLD, default=0.5, help="decision threshold (binary runs)")
     p.add_argument("--tta", action="store_true",
                    help="test-time augmentation: average over each image and its mirror image")
@@ -284,6 +296,25 @@ def _add_serve(sub: Any) -> None:
     p.add_argument("--max-batch", type=_number(int, 1, 1024), default=16,
                    help="most concurrent requests gathered into one model call (1: no batching; default %(default)s)")
     p.add_argument("--quiet", action="store_true", help="no access log")
+    _add_runtime_arg(p)
+
+
+def _add_check(sub: Any) -> None:
+    p = sub.add_parser("check", help="a health report of a photo folder: copies, leaks, label conflicts, ...")
+    p.add_argument("data_dir", help="one sub-folder per class, or train/ and val/ folders of that form")
+    p.add_argument("--out", default=None, help="write report.json and contact sheets (PNG) into this folder")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.add_argument("--validation-split", type=_number(float, 0.0, 0.99), default=0.2, metavar="FRACTION",
+                   help="the split train would make, checked for leaks (default %(default)s)")
+    p.add_argument("--seed", type=_number(int, 0, 2**32 - 1), default=0, help="train's seed (default %(default)s)")
+    p.add_argument("--labels", action="store_true",
+                   help="also rank likely wrong labels (k-fold out-of-sample probabilities; trains "
+                   "a model per fold within --time-budget)")
+    p.add_argument("--run", default=None, metavar="RUN",
+                   help="rank likely wrong labels with this run's model instead (fast; in-sample "
+                   "for its training images)")
+    p.add_argument("--time-budget", type=_number(float, 10.0, 86400.0), default=600.0, metavar="SECONDS",
+                   help="for --labels: training time over all folds (default %(default)s)")
 
 
 def _add_demo(sub: Any) -> None:

@@ -27,12 +27,14 @@ from simplecnn.data.images import (
     scale_pixels,
     shown,
 )  # fmt: skip
+from simplecnn.data.reader import read_batches
 from simplecnn.errors import DataError
 
 __all__ = [
     "IMAGE_EXTENSIONS", "MAX_PIXELS", "Skipped", "Dataset", "DataError", "scan_folder",
     "list_images", "find_split", "index_classes", "load_image", "decode_image", "check_pixels",
-    "check_image_file", "scale_pixels", "augment", "shown", "ImageBatches", "MirroredBatches",
+    "check_image_file", "scale_pixels", "augment", "shown", "read_batches", "ImageBatches",
+    "MirroredBatches",
 ]  # fmt: skip
 
 

@@ -26,9 +26,10 @@ from typing import Any, Callable, Iterator, Sequence
 import keras
 import numpy as np
 
+from simplecnn.checkpoints import save_backup, save_model_atomic
 from simplecnn.data import ImageBatches
 from simplecnn.models import leaf_layers
-from simplecnn.runs import MODEL_FILE, save_backup, save_model_atomic
+from simplecnn.runs import MODEL_FILE
 
 __all__ = ["EpochEnd", "averaged_weights", "recompute_batchnorm", "unshare_weights", "tensorboard"]
 

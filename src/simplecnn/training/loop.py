@@ -12,13 +12,15 @@ from typing import Any, Sequence
 import keras
 
 from simplecnn import distributed, reports
+from simplecnn.checkpoints import load_model_file, restore_seed_states
 from simplecnn.config import ModelConfig, TrainConfig
 from simplecnn.data import Skipped
 from simplecnn.errors import TrainingError
-from simplecnn.files import disk_full_error, is_disk_full
+from simplecnn.files import disk_full_error, is_disk_full, write_json
 from simplecnn.models import leaf_layers
 from simplecnn.runs import (
     BACKUP_DIR,
+    CHECK_FILE,
     CURVES_FILE,
     HISTORY_FILE,
     LOG_DIR,
@@ -26,10 +28,8 @@ from simplecnn.runs import (
     PIXELS,
     Backup,
     latest_backup,
-    load_model_file,
     open_run,
     read_history,
-    restore_seed_states,
     truncate_history,
     write_files_record,
     write_record,
@@ -58,6 +58,8 @@ class TrainResult:
     # Time the training steps waited for input: seconds, fraction of training time, worst epoch.
     input_wait: dict[str, float] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)  # about the data; training went on
+    exports: dict[str, dict] = field(default_factory=dict)  # format -> its check (train(export=...))
+    check: dict[str, int] = field(default_factory=dict)  # leaks, conflicts, copies found (check.json)
 
 
 def train(
@@ -69,6 +71,7 @@ def train(
     verbose: int | str = "auto",
     callbacks: Sequence[keras.callbacks.Callback] = (),
     architecture: ModelConfig | None = None,
+    export: Sequence[str] = (),
 ) -> TrainResult:
     """Train the seed's classifier on a folder of images and write a run directory.
 
@@ -86,6 +89,8 @@ def train(
         verbose: Keras's verbosity for ``fit`` (progress bar by default).
         callbacks: extra Keras callbacks.
         architecture: the model's blocks and head (the seed's by default).
+        export: formats to export the finished run to, checked, as ``simplecnn export`` does
+            (``("onnx",)``: predict, evaluate and serve then answer without Keras).
 
     Returns:
         A :class:`TrainResult` with the history and the best epoch's metrics.
@@ -105,7 +110,7 @@ def train(
     else:
         verbose, backup = 0, None if overwrite else latest_backup(out_dir)
     try:
-        return _fit(setup, out_dir, backup, chief, shard[1], verbose, callbacks)
+        result = _fit(setup, out_dir, backup, chief, shard[1], verbose, callbacks)
     except OSError as exc:
         if is_disk_full(exc):
             raise disk_full_error(exc.filename or out_dir, exc) from exc
@@ -113,6 +118,11 @@ def train(
     finally:
         if lock is not None:
             lock.release()
+    if chief and result.stopped != "nan":
+        from simplecnn.export import export_run  # after the lock is released: it takes it again
+
+        result.exports = {fmt: export_run(out_dir, fmt).check for fmt in export}
+    return result
 
 
 def _fit(setup: Setup, out_dir: str, backup: Backup | None, chief: bool, processes: int,
@@ -147,6 +157,8 @@ def _fit(setup: Setup, out_dir: str, backup: Backup | None, chief: bool, process
     if chief:
         write_record(out_dir, {**meta, "status": "training"})
         write_files_record(out_dir, dataset, [])
+        if setup.check is not None:
+            write_json(os.path.join(out_dir, CHECK_FILE), setup.check)
     start = time.perf_counter()
     fit = model.fit(setup.train_batches, epochs=config.epochs, initial_epoch=initial_epoch,
                     callbacks=[epoch_end, *callbacks], class_weight=setup.class_weight,
@@ -161,7 +173,8 @@ def _fit(setup: Setup, out_dir: str, backup: Backup | None, chief: bool, process
     result = TrainResult(out_dir, history, dataset.class_names, best_epoch + 1,
                          {k: v[best_epoch] for k, v in history.items() if len(v) > best_epoch},
                          seconds, dataset.skipped + failed, initial_epoch, model=model,
-                         input_wait=epoch_end.input_wait.summary(), warnings=dataset.warnings)  # fmt: skip
+                         input_wait=epoch_end.input_wait.summary(), warnings=dataset.warnings,
+                         check=setup.check["counts"] if setup.check else {})  # fmt: skip
     if chief:
         _finish(result, epoch_end, meta, failed, setup)
     return result

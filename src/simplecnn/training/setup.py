@@ -41,6 +41,7 @@ class Setup:
     augment: bool
     cache: bool
     class_weight: dict[int, float] | None
+    check: dict[str, Any] | None = None  # the check of copies, leaks and conflicts (check.json)
 
     @property
     def precision(self) -> str:
@@ -77,6 +78,12 @@ def prepare(
     """
     config = config or TrainConfig()
     dataset = scan_folder(data_dir, config.validation_split, config.seed)
+    check = None
+    if config.check_data or config.drop_duplicates:
+        from simplecnn.check import check_before_training
+
+        check, warnings = check_before_training(dataset, drop=config.drop_duplicates)
+        dataset.warnings += warnings
     if config.batch_size > len(dataset.train):
         raise DataError(
             f"--batch-size {config.batch_size} is larger than the {len(dataset.train)} training "
@@ -99,7 +106,7 @@ def prepare(
     bn_batches = ImageBatches([dataset.train[i] for i in order[: BN_BATCHES * config.batch_size]],
                               cache=True, **common)  # fmt: skip
     return Setup(dataset, config, model_config, train_batches, val_batches, bn_batches, augment,
-                 cache, _class_weight(config, dataset))  # fmt: skip
+                 cache, _class_weight(config, dataset), check)  # fmt: skip
 
 
 def _class_weight(config: TrainConfig, dataset: Dataset) -> dict[int, float] | None:
