@@ -114,19 +114,7 @@ def _worker(spec: dict[str, Any]) -> dict[str, Any]:
     config = ModelConfig(input_shape=(size, size, 3))
     # Predict batch: simplecnn predict's; Keras's own default (32) for keras_default.
     predict_batch = {"simplecnn": PREDICT_BATCH, "keras_default": None}
-    runs: dict[tuple[str, str], dict[str, Any]] = {}
-    for style in spec["styles"]:
-        for setting in ("simplecnn", "keras_default"):
-            model, predictor, precision = _models(style, setting, config, steps)
-            t = time.perf_counter()
-            model.fit(x[:batch], y[:batch], batch_size=batch, epochs=1, verbose=0)
-            unshare_weights(model)
-            if predictor is not model:
-                predictor.set_weights(model.get_weights())
-            predictor.predict(x, batch_size=predict_batch[setting], verbose=0)
-            runs[(style, setting)] = {"model": model, "predictor": predictor, "precision": precision,
-                                      "warmup_s": time.perf_counter() - t,
-                                      "train_s": [], "predict_s": []}  # fmt: skip
+    runs = _warm_up(spec["styles"], config, x, y, batch, steps, predict_batch)
     # Interleaved rounds (A B A B ...). The simplecnn and keras_default predict rows run the same
     # float32 computation at the same batch: they are the noise control. Rounds go on (up to 3x
     # the asked number) until their medians agree within NOISE_TOLERANCE.
@@ -163,6 +151,27 @@ def _worker(spec: dict[str, Any]) -> dict[str, Any]:
             "predict_batch": PREDICT_BATCH, "runs": out,
             "noise": {"rounds": rounds, "identical_predict_disagreement": disagreement,
                       "noisy": disagreement > NOISE_TOLERANCE}}  # fmt: skip
+
+
+def _warm_up(styles: list[str], config: Any, x: np.ndarray, y: np.ndarray, batch: int, steps: int,
+             predict_batch: dict[str, int | None]) -> dict[tuple[str, str], dict[str, Any]]:  # fmt: skip
+    """Each (style, setting)'s models, after a first fit and predict (compiling), timed."""
+    from simplecnn.training import unshare_weights
+
+    runs: dict[tuple[str, str], dict[str, Any]] = {}
+    for style in styles:
+        for setting in ("simplecnn", "keras_default"):
+            model, predictor, precision = _models(style, setting, config, steps)
+            t = time.perf_counter()
+            model.fit(x[:batch], y[:batch], batch_size=batch, epochs=1, verbose=0)
+            unshare_weights(model)
+            if predictor is not model:
+                predictor.set_weights(model.get_weights())
+            predictor.predict(x, batch_size=predict_batch[setting], verbose=0)
+            runs[(style, setting)] = {"model": model, "predictor": predictor, "precision": precision,
+                                      "warmup_s": time.perf_counter() - t,
+                                      "train_s": [], "predict_s": []}  # fmt: skip
+    return runs
 
 
 def _timed_predict(model: Any, x: np.ndarray, batch: int | None) -> float:

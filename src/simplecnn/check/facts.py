@@ -23,7 +23,7 @@ from simplecnn.files import atomic_write
 
 __all__ = ["Facts", "facts_of", "cache_path", "thumb_similarity", "THUMB_SIDE"]
 
-_VERSION = 2  # of the cached facts: bump when what is computed changes
+_VERSION = 3  # of the cached facts: bump when what is computed changes
 THUMB_SIDE = 16
 
 
@@ -37,6 +37,7 @@ class Facts:
     exact: str = ""  # blake2b of (size, mode, decoded RGB pixels)
     phash: int = 0  # 64-bit perceptual hash
     thumb: str = ""  # 16x16 RGB thumbnail, hex: verifies that two close hashes are one picture
+    entropy: float = 0.0  # bits, of a 64x64 grayscale version: near 0 for a blank or flat picture
     error: str = ""
 
 
@@ -52,8 +53,9 @@ def _compute(path: str) -> Facts:
         return Facts(error=" ".join(str(exc).split())[:200] or type(exc).__name__)
     digest = hashlib.blake2b(f"{oriented.size}".encode() + oriented.tobytes(), digest_size=16)
     thumb = oriented.resize((THUMB_SIDE, THUMB_SIDE), Image.Resampling.BOX).tobytes().hex()
+    entropy = oriented.convert("L").resize((64, 64), Image.Resampling.BOX).entropy()
     return Facts(oriented.width, oriented.height, mode, digest.hexdigest(),
-                 int(str(imagehash.phash(oriented)), 16), thumb)  # fmt: skip
+                 int(str(imagehash.phash(oriented)), 16), thumb, round(entropy, 3))  # fmt: skip
 
 
 def cache_path(root: str) -> str:
