@@ -160,6 +160,11 @@ AUGMENT_BELOW = 10_000
 # TrainConfig.precision: "auto" (see simplecnn.hardware) or a Keras dtype policy.
 PRECISIONS = ("auto", "float32", "mixed_bfloat16")
 
+# The default length of training, when neither epochs nor time_budget is given: as many epochs
+# as fit in DEFAULT_BUDGET_S seconds of training, at most DEFAULT_EPOCHS (docs/recipe.md).
+DEFAULT_EPOCHS = 60
+DEFAULT_BUDGET_S = 900.0
+
 # Decoded images are cached in memory by default while they take at most this many bytes.
 CACHE_BELOW_BYTES = 1 << 30
 
@@ -184,7 +189,10 @@ class TrainConfig:
     image_size: int = _option(256, "images are resized to this side in pixels (the seed's 256)",
                               low=4, high=MAX_SIDE, metavar="PIXELS")  # fmt: skip
     channels: int = _option(3, "3: RGB (the seed); 1: grayscale", choices=(1, 3))
-    epochs: int = _option(20, "epochs of the schedule", low=1, high=100_000)
+    epochs: int | None = _option(
+        None, "epochs of the schedule (default: as many as fit in "
+        f"{DEFAULT_BUDGET_S / 60:g} minutes of training, at most {DEFAULT_EPOCHS}; with "
+        "--time-budget: at most this many)", low=1, high=100_000)  # fmt: skip
     batch_size: int = _option(16, "images per optimizer step", low=1, high=8192)
     validation_split: float = _option(
         0.2, "fraction of each class held out for validation when the folder has no train/val "
@@ -220,7 +228,8 @@ class TrainConfig:
         "auto", "training arithmetic: auto picks mixed_bfloat16 where the hardware computes it "
         "fast (simplecnn.hardware); the kept model is float32 either way", choices=PRECISIONS)
     time_budget: float | None = _option(
-        None, "stop before an epoch that would run past this many seconds of training",
+        None, "seconds of training: the number of epochs, and with it the warm-up and cosine "
+        "decay, is planned from the measured time of the first epochs to end within them",
         low=0.001, high=30 * 86400.0, metavar="SECONDS")  # fmt: skip
     check_data: bool = _option(True, "before training, look for exact and near copies, leaks "
                                "between training and validation and label conflicts (as "

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from simplecnn.errors import UsageError
 
-__all__ = ["DistConfig", "from_env", "initialize", "process_slice", "launch", "timeout_s"]
+__all__ = ["DistConfig", "agree", "from_env", "initialize", "process_slice", "launch", "timeout_s"]
 
 # Seconds to wait for all processes to join, and without a heartbeat before a process that
 # died is declared dead and the others stop ($SIMPLECNN_DIST_TIMEOUT_S overrides).
@@ -126,6 +126,20 @@ def process_slice() -> tuple[int, int]:
     import jax
 
     return jax.process_index(), jax.process_count()
+
+
+def agree(value: float) -> float:
+    """Process 0's ``value`` in every process of a multi-process job (``value`` without one).
+
+    Decisions taken from measured time (the time budget's plan) must be the same in every
+    process, or their collective steps stop matching.
+    """
+    if process_slice()[1] == 1:
+        return float(value)
+    import numpy as np
+    from jax.experimental import multihost_utils
+
+    return float(multihost_utils.broadcast_one_to_all(np.float64(value)))
 
 
 def launch(num_processes: int, argv: list[str], port: int | None = None, debug: bool = False,

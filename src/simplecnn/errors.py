@@ -11,7 +11,7 @@ from __future__ import annotations
 
 __all__ = [
     "SimplecnnError", "UsageError", "ConfigError", "DataError", "RunError", "OutputError",
-    "LockedError", "DiskFullError", "ExportError", "BackendError", "TrainingError",
+    "LockedError", "DiskFullError", "BudgetError", "ExportError", "BackendError", "TrainingError",
 ]  # fmt: skip
 
 
@@ -54,6 +54,10 @@ class LockedError(UsageError):
 
 class DiskFullError(UsageError):
     """A write failed for lack of space; the message names the path and the free space."""
+
+
+class BudgetError(UsageError):
+    """A time budget too short for a schedule (two epochs, measured); nothing was kept."""
 
 
 class ExportError(UsageError):

@@ -96,9 +96,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     if result.stopped == "nan":
         _say(f"simplecnn train: error: {result.message}")
         return 1
-    best = ", ".join(f"{k} {v:.4f}" for k, v in sorted(result.best.items()))
+    best = ", ".join(f"{k} {v:.4f}" for k, v in sorted(result.best.items()) if k != "learning_rate")
     print(f"trained {config.style} on {len(result.class_names)} classes {result.class_names} "
-          f"in {result.seconds:.1f} s; best epoch {result.best_epoch}: {best}")  # fmt: skip
+          f"in {result.seconds:.1f} s ({len(result.history.get('loss', []))} epochs of "
+          f"{result.plan['planned_epochs']} planned in {result.plan['asked']}); best epoch "
+          f"{result.best_epoch}: {best}")  # fmt: skip
+    for hint in result.hints:
+        _say(f"note: {hint}")
     if result.input_wait:
         print(f"waiting for input: {result.input_wait['fraction']:.1%} of training time "
               f"(worst epoch {result.input_wait['worst_epoch_fraction']:.1%})")  # fmt: skip

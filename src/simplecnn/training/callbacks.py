@@ -8,9 +8,10 @@ to the order of a callback list:
 3. recompute BatchNorm statistics on fixed training images ("precise BN");
 4. validate, and add the ``val_*`` figures to the epoch's logs;
 5. keep ``model.keras`` if the monitored figure improved (the weights just validated, as float32);
-6. swap the raw weights back and write the backup a killed run resumes from;
-7. hand the logs to the loggers (history.csv, TensorBoard), then stop if patience or the time
-   budget ran out.
+6. swap the raw weights back; re-plan the schedule's length in the time budget (its epochs are
+   timed up to here; :mod:`simplecnn.training.budget`); write the backup a killed run resumes from;
+7. add the epoch's learning rate to the logs and hand them to the loggers (history.csv,
+   TensorBoard), then stop if patience ran out or the planned epochs are done.
 
 A NaN or Inf loss stops training at once and nothing of that epoch is kept.
 """
@@ -30,8 +31,9 @@ from simplecnn.checkpoints import save_backup, save_model_atomic
 from simplecnn.data import ImageBatches
 from simplecnn.models import leaf_layers
 from simplecnn.runs import MODEL_FILE
+from simplecnn.training.budget import PlannedLength, learning_rate_schedule
 
-__all__ = ["EpochEnd", "averaged_weights", "recompute_batchnorm", "unshare_weights", "tensorboard"]
+__all__ = ["EpochEnd", "last_learning_rate", "averaged_weights", "recompute_batchnorm", "unshare_weights", "tensorboard"]
 
 
 class EpochEnd(keras.callbacks.Callback):
@@ -49,7 +51,7 @@ class EpochEnd(keras.callbacks.Callback):
         float32_model: builds the float32 twin ``model.keras`` is written from when training
             runs in mixed precision (None: save the trained model itself).
         train_batches: the training batches, whose input wait is measured.
-        time_budget: seconds of training after which no new epoch starts if it would overrun.
+        length: plans the number of epochs in a time budget (None: fit's epochs).
         loggers: Keras callbacks that read the completed logs (CSVLogger, TensorBoard).
     """
 
@@ -57,7 +59,7 @@ class EpochEnd(keras.callbacks.Callback):
         self, run_dir: str, bn_batches: ImageBatches, val_batches: ImageBatches | None,
         precise_bn: bool = True, patience: int | None = None, state: dict[str, Any] | None = None,
         write: bool = True, float32_model: Callable[[], keras.Model] | None = None,
-        train_batches: ImageBatches | None = None, time_budget: float | None = None,
+        train_batches: ImageBatches | None = None, length: PlannedLength | None = None,
         loggers: Sequence[keras.callbacks.Callback] = (),
     ) -> None:  # fmt: skip
         super().__init__()
@@ -71,7 +73,7 @@ class EpochEnd(keras.callbacks.Callback):
         self.wait = int(state.get("wait", 0))
         self.epoch, self.nan, self.stopped_early = 0, None, False
         self.input_wait = _InputWait(train_batches)
-        self.time_budget = time_budget
+        self.length = length
         self.loggers = keras.callbacks.CallbackList(list(loggers), add_history=False, add_progbar=False)
         self._scratch: str | None = None
 
@@ -85,14 +87,17 @@ class EpochEnd(keras.callbacks.Callback):
         self.loggers.set_params(params)
 
     def on_train_begin(self, logs: dict | None = None) -> None:
-        self._start = time.perf_counter()
+        if self.length is not None:
+            self.length.begin(self.model)
         self.loggers.on_train_begin(logs)
 
     def on_train_end(self, logs: dict | None = None) -> None:
         self.loggers.on_train_end(logs)
 
     def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
-        self.epoch, self._epoch_start = epoch, time.perf_counter()
+        self.epoch = epoch
+        if self.length is not None:
+            self.length.epoch_begin()
         self.input_wait.begin()
         self.loggers.on_epoch_begin(epoch, logs)
 
@@ -104,6 +109,8 @@ class EpochEnd(keras.callbacks.Callback):
         if loss is not None and not np.isfinite(float(loss)):
             self.nan = {"epoch": self.epoch + 1, "batch": batch + 1, "loss": float(loss)}
             self.model.stop_training = True
+        elif self.length is not None:
+            self.length.batch_end(batch)
         self.loggers.on_train_batch_end(batch, logs)
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
@@ -124,16 +131,18 @@ class EpochEnd(keras.callbacks.Callback):
                 save_model_atomic(self._kept(), os.path.join(self._dir(), MODEL_FILE))
             else:
                 self.wait += 1
-        save_backup(self._dir(), self.model, epoch + 1,
-                    {"best": self.best, "best_epoch": self.best_epoch, "wait": self.wait})  # 6. fmt: skip
+        logs["learning_rate"] = last_learning_rate(self.model.optimizer)  # 7. (before re-planning)
+        state = {"best": self.best, "best_epoch": self.best_epoch, "wait": self.wait}
+        if self.length is not None:  # 6.
+            self.length.epoch_end(epoch)
+            state.update(self.length.state())
+        save_backup(self._dir(), self.model, epoch + 1, state)
         self.loggers.on_epoch_end(epoch, logs)  # 7.
         if self.patience is not None and self.wait >= self.patience:
             self.stopped_early = True
             self.model.stop_training = True
-        if self.time_budget is not None:
-            now = time.perf_counter()
-            if now - self._start + (now - self._epoch_start) > self.time_budget:
-                self.model.stop_training = True
+        if self.length is not None and self.length.finished(epoch):
+            self.model.stop_training = True
 
     def _dir(self) -> str:
         if self.write:
@@ -150,6 +159,15 @@ class EpochEnd(keras.callbacks.Callback):
             self._twin = self.float32_model()
         self._twin.set_weights(self.model.get_weights())
         return self._twin
+
+
+def last_learning_rate(optimizer: keras.optimizers.Optimizer) -> float:
+    """The learning rate of the optimizer's last step (its schedule one step back)."""
+    schedule = learning_rate_schedule(optimizer)
+    if isinstance(schedule, keras.optimizers.schedules.LearningRateSchedule):
+        step = max(0, int(keras.ops.convert_to_numpy(optimizer.iterations)) - 1)
+        return float(keras.ops.convert_to_numpy(schedule(step)))
+    return float(keras.ops.convert_to_numpy(optimizer.learning_rate))
 
 
 class _InputWait:
@@ -221,7 +239,8 @@ def recompute_batchnorm(model: keras.Model, batches: ImageBatches, max_batches: 
 def _moving_averages(optimizer: Any) -> list | None:
     """The optimizer's moving average of the weights, one per trainable variable (or None).
 
-    The one place simplecnn reads Keras private attributes: Keras keeps the average
+    One of the two places simplecnn reads Keras private attributes (the other:
+    :func:`~simplecnn.training.budget.learning_rate_schedule`): Keras keeps the average
     (``use_ema``) in ``_model_variables_moving_average``, in the order of
     ``_trainable_variables``, and has no public accessor; it copies the average into the model
     only when ``fit`` ends, while simplecnn needs it at every epoch end. Checked by

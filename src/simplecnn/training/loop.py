@@ -15,9 +15,10 @@ from simplecnn import distributed, reports
 from simplecnn.checkpoints import load_model_file, restore_seed_states
 from simplecnn.config import ModelConfig, TrainConfig
 from simplecnn.data import Skipped
-from simplecnn.errors import TrainingError
+from simplecnn.errors import BudgetError, TrainingError
 from simplecnn.files import disk_full_error, is_disk_full, write_json
 from simplecnn.models import leaf_layers
+from simplecnn.outputs import claim_folder, remove_own_folder
 from simplecnn.runs import (
     BACKUP_DIR,
     CHECK_FILE,
@@ -34,7 +35,9 @@ from simplecnn.runs import (
     write_files_record,
     write_record,
 )  # fmt: skip
+from simplecnn.training.budget import Plan, PlannedLength, PlannedProgbar, length_of
 from simplecnn.training.callbacks import EpochEnd, tensorboard, unshare_weights
+from simplecnn.training.hints import after_training
 from simplecnn.training.setup import Setup, float32_model, prepare
 
 __all__ = ["TrainResult", "train"]
@@ -60,6 +63,8 @@ class TrainResult:
     warnings: list[str] = field(default_factory=list)  # about the data; training went on
     exports: dict[str, dict] = field(default_factory=dict)  # format -> its check (train(export=...))
     check: dict[str, int] = field(default_factory=dict)  # leaks, conflicts, copies found (check.json)
+    plan: dict[str, Any] = field(default_factory=dict)  # the length asked for and planned (run.json)
+    hints: list[str] = field(default_factory=list)  # what the curves say to do next (run.json)
 
 
 def train(
@@ -98,15 +103,17 @@ def train(
     Raises:
         DataError / RunError / OutputError / LockedError: before any training.
         TrainingError: the loss was NaN or Inf before any epoch finished.
+        BudgetError: ``config.time_budget`` does not fit two epochs (measured on the first
+            steps); nothing is kept.
     """
     config = config or TrainConfig()
     out_dir = os.fspath(out_dir)
     shard = distributed.process_slice()
     chief = shard[0] == 0
     setup = prepare(data_dir, config, architecture, shard)
-    lock = None
+    lock, created = None, False
     if chief:
-        backup, lock, _ = open_run(out_dir, config, setup.dataset.root, overwrite, resume)
+        backup, lock, created = open_run(out_dir, config, setup.dataset.root, overwrite, resume)
     else:
         verbose, backup = 0, None if overwrite else latest_backup(out_dir)
     try:
@@ -114,6 +121,13 @@ def train(
     except OSError as exc:
         if is_disk_full(exc):
             raise disk_full_error(exc.filename or out_dir, exc) from exc
+        raise
+    except BudgetError:
+        if chief and backup is None:  # nothing was trained: leave the folder as it was found
+            if created:
+                remove_own_folder(out_dir, "run")
+            else:
+                claim_folder(out_dir, "run", "--out", replace=True)
         raise
     finally:
         if lock is not None:
@@ -129,6 +143,11 @@ def _fit(setup: Setup, out_dir: str, backup: Backup | None, chief: bool, process
          verbose: int | str, callbacks: Sequence[keras.callbacks.Callback]) -> TrainResult:  # fmt: skip
     """Build or restore the model, fit it with the epoch-end sequence, then finish the run."""
     config, dataset = setup.config, setup.dataset
+    length = length_of(config)
+    plan = Plan(length, warmup_epochs=config.warmup_epochs if config.schedule == "cosine" else 0)
+    planned = PlannedLength(plan, len(setup.train_batches),
+                            len(setup.val_batches) if setup.val_batches is not None else 0,
+                            state=backup.state if backup else None, agree=distributed.agree)  # fmt: skip
     if backup is None:
         initial_epoch, model = 0, setup.build_model()
     else:
@@ -141,7 +160,7 @@ def _fit(setup: Setup, out_dir: str, backup: Backup | None, chief: bool, process
             truncate_history(os.path.join(out_dir, HISTORY_FILE), initial_epoch)
         setup.train_batches.set_epoch(initial_epoch)  # the shuffling an uninterrupted run would use
         if verbose:
-            print(f"resuming {out_dir} after epoch {initial_epoch} (of {config.epochs})", flush=True)
+            print(f"resuming {out_dir} after epoch {initial_epoch} (of {plan.epochs} planned)", flush=True)
     # The precision the layers compute in: a model loaded from a backup keeps its layers'
     # policies while its own policy reads float32, so ask a layer.
     precision = leaf_layers(model)[0].dtype_policy.name
@@ -151,17 +170,19 @@ def _fit(setup: Setup, out_dir: str, backup: Backup | None, chief: bool, process
         out_dir, setup.bn_batches, setup.val_batches, config.precise_bn, config.patience,
         backup.state if backup else None, write=chief,
         float32_model=None if precision == "float32" else lambda: _float32_twin(model, setup),
-        train_batches=setup.train_batches, time_budget=config.time_budget, loggers=loggers,
+        train_batches=setup.train_batches, length=planned, loggers=loggers,
     )  # fmt: skip
+    progress = [PlannedProgbar(plan, planned)] if verbose else []
     meta = _record(setup, precision, processes)
     if chief:
         write_record(out_dir, {**meta, "status": "training"})
         write_files_record(out_dir, dataset, [])
         if setup.check is not None:
             write_json(os.path.join(out_dir, CHECK_FILE), setup.check)
+    planned.start_clock()
     start = time.perf_counter()
-    fit = model.fit(setup.train_batches, epochs=config.epochs, initial_epoch=initial_epoch,
-                    callbacks=[epoch_end, *callbacks], class_weight=setup.class_weight,
+    fit = model.fit(setup.train_batches, epochs=length.epochs, initial_epoch=initial_epoch,
+                    callbacks=[epoch_end, *callbacks, *progress], class_weight=setup.class_weight,
                     shuffle=False,  # ImageBatches shuffles, seeded per epoch (Keras's uses `random`)
                     verbose=verbose)  # fmt: skip
     seconds = time.perf_counter() - start
@@ -174,10 +195,23 @@ def _fit(setup: Setup, out_dir: str, backup: Backup | None, chief: bool, process
                          {k: v[best_epoch] for k, v in history.items() if len(v) > best_epoch},
                          seconds, dataset.skipped + failed, initial_epoch, model=model,
                          input_wait=epoch_end.input_wait.summary(), warnings=dataset.warnings,
-                         check=setup.check["counts"] if setup.check else {})  # fmt: skip
+                         check=setup.check["counts"] if setup.check else {},
+                         plan=_plan_record(plan))  # fmt: skip
     if chief:
         _finish(result, epoch_end, meta, failed, setup)
     return result
+
+
+def _plan_record(plan: Plan) -> dict[str, Any]:
+    """run.json's account of the length: asked for, planned, and the re-plans."""
+    return {
+        "asked": plan.length.describe(),
+        "max_epochs": plan.length.epochs,
+        "budget_s": plan.length.budget,
+        "default": plan.length.default,
+        "planned_epochs": plan.epochs,
+        "changes": [{"after_epoch": done, "epochs": epochs} for done, epochs in plan.changes],
+    }
 
 
 def _float32_twin(model: keras.Model, setup: Setup) -> keras.Model:
@@ -249,6 +283,8 @@ def _finish(result: TrainResult, epoch_end: EpochEnd, meta: dict[str, Any], fail
     elif epoch_end.stopped_early:
         result.stopped = "early"
     reports.plot_history(result.history, os.path.join(out_dir, CURVES_FILE))
+    result.hints = after_training(result.history, result.best, result.seconds, result.plan,
+                                  setup.dataset.counts(setup.dataset.val), setup.config.image_size)  # fmt: skip
     meta.update(
         status="done" if result.stopped != "nan" else "stopped: nan loss",
         epochs_run=len(result.history.get("loss", [])),
@@ -257,6 +293,8 @@ def _finish(result: TrainResult, epoch_end: EpochEnd, meta: dict[str, Any], fail
         train_seconds=round(result.seconds, 2),
         resumed_from=result.resumed_from,
         input_wait=result.input_wait,
+        plan=result.plan,
+        hints=result.hints,
     )
     write_record(out_dir, meta)
     shutil.rmtree(os.path.join(out_dir, BACKUP_DIR), ignore_errors=True)

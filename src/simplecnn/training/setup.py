@@ -21,6 +21,7 @@ from simplecnn.data import Dataset, ImageBatches, scan_folder
 from simplecnn.errors import DataError
 from simplecnn.heads import head_units, loss_name
 from simplecnn.models import build_model
+from simplecnn.training.budget import length_of
 
 __all__ = ["Setup", "prepare", "make_optimizer", "build_training_model", "float32_model"]
 
@@ -123,7 +124,9 @@ def make_optimizer(config: TrainConfig, steps_per_epoch: int) -> keras.optimizer
     """The recipe's optimizer: Adam or AdamW, constant or warm-up + cosine learning rate."""
     lr: Any = config.learning_rate
     if config.schedule == "cosine":
-        total = max(1, steps_per_epoch * config.epochs)
+        # Planned for the most epochs the recipe allows; a time budget shortens the decay once
+        # the first epoch is timed (simplecnn.training.budget).
+        total = max(1, steps_per_epoch * length_of(config).epochs)
         warmup = min(steps_per_epoch * config.warmup_epochs, total // 2)
         lr = keras.optimizers.schedules.CosineDecay(
             initial_learning_rate=config.learning_rate * (0.01 if warmup else 1.0),

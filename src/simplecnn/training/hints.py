@@ -1,0 +1,105 @@
+"""What a finished run's curves say to do next: one line each, printed by ``train`` and kept in
+run.json (``hints``). Plain arithmetic on the history, no Keras.
+
+- The kept model is no better than always answering the largest class: said plainly, with the
+  likely cause (too few epochs for the image size, a learning rate the model could not learn
+  with, or validation images unlike the training ones).
+- Validation was still improving at the end and the model was not overfitting: what a longer
+  run would cost.
+- A time budget fitted only a few epochs at this image size: a smaller size runs more.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Sequence
+
+__all__ = ["after_training", "majority_share", "still_improving"]
+
+# "Still improving": the last quarter of the epochs lowered the validation loss by more than
+# this fraction of the best before it, while training accuracy was at most GAP above validation.
+IMPROVING = 0.02
+GAP = 0.10
+# Fewer epochs than this in a time budget: suggest a smaller image size.
+FEW_EPOCHS = 8
+
+
+def majority_share(counts: dict[str, int]) -> tuple[str, float]:
+    """The largest class of ``counts`` and its share of all the images."""
+    total = sum(counts.values())
+    name = max(counts, key=lambda k: counts[k])
+    return name, counts[name] / total if total else 0.0
+
+
+def still_improving(history: dict[str, Sequence[float]]) -> bool:
+    """Whether validation loss fell by more than :data:`IMPROVING` over the last quarter of the
+    epochs, with training accuracy within :data:`GAP` of validation accuracy (not overfitting)."""
+    loss = list(history.get("val_loss", []))
+    if len(loss) < 4:
+        return False
+    cut = len(loss) - max(1, len(loss) // 4)
+    before, last = min(loss[:cut]), min(loss[cut:])
+    gap = history.get("accuracy", [0.0])[-1] - history.get("val_accuracy", [0.0])[-1]
+    return last < before * (1 - IMPROVING) and gap <= GAP
+
+
+def after_training(history: dict[str, Sequence[float]], best: dict[str, float], seconds: float,
+                   plan: dict[str, Any], val_counts: dict[str, int], image_size: int) -> list[str]:  # fmt: skip
+    """The hints for a finished run (an empty list when there is nothing to say).
+
+    Args:
+        history: the per-epoch figures (history.csv).
+        best: the kept epoch's figures.
+        seconds: training time.
+        plan: run.json's ``plan`` (:func:`simplecnn.training.loop._plan_record`).
+        val_counts: validation images per class.
+        image_size: the side images were trained at.
+    """
+    hints = []
+    epochs = len(history.get("loss", []))
+    per_epoch = seconds / max(1, epochs)
+    budgeted = plan.get("budget_s") is not None
+    if "val_accuracy" in best and val_counts:
+        name, share = majority_share(val_counts)
+        n_val = sum(val_counts.values())
+        if best["val_accuracy"] <= share + max(0.01, 1.0 / n_val):
+            hints.append(f"the kept model is no better than always answering {name!r} (validation "
+                         f"accuracy {best['val_accuracy']:.3f}; {name!r} is {share:.1%} of the "
+                         f"validation images): {_cause(history, epochs, image_size, budgeted)}")  # fmt: skip
+    if still_improving(history):
+        more = _longer(plan, seconds, per_epoch, epochs)
+        hints.append(f"validation loss was still falling at the end (best epoch {_best_epoch(history)} "
+                     f"of {epochs}) and the model was not overfitting: {more}")  # fmt: skip
+    elif budgeted and epochs < FEW_EPOCHS and image_size > 64 and not hints:
+        hints.append(f"only {epochs} epochs fitted in the time budget at {image_size} px; "
+                     f"--image-size {image_size // 2} runs about 4x as many in the same time")  # fmt: skip
+    return hints
+
+
+def _cause(history: dict[str, Sequence[float]], epochs: int, image_size: int, budgeted: bool) -> str:
+    train_acc = history.get("accuracy", [0.0])[-1]
+    val_acc = history.get("val_accuracy", [0.0])[-1]
+    if epochs < FEW_EPOCHS:
+        fix = "a longer --time-budget" if budgeted else "more --epochs"
+        smaller = f" or --image-size {image_size // 2}" if image_size > 64 else ""
+        return f"only {epochs} epochs ran, too few for {image_size} px images; try {fix}{smaller}"
+    if train_acc - val_acc < GAP:
+        return (f"training accuracy is {train_acc:.3f}: the model did not learn; try another "
+                "--learning-rate (simplecnn lr-find suggests one)")
+    return (f"training accuracy is {train_acc:.3f}: the model learned the training images but "
+            "not in a way that carries to the validation images; check that both hold the same "
+            "kind of photos (simplecnn check)")
+
+
+def _longer(plan: dict[str, Any], seconds: float, per_epoch: float, epochs: int) -> str:
+    if plan.get("budget_s") is not None:
+        budget = 60 * math.ceil(2 * max(seconds, plan["budget_s"]) / 60)
+        return (f"a run twice as long would likely help: --time-budget {budget} (about "
+                f"{int(budget / per_epoch)} epochs at {per_epoch:.0f} s each)")
+    return (f"a run twice as long would likely help: --epochs {2 * epochs} (about "
+            f"{math.ceil(2 * epochs * per_epoch / 60)} minutes here)")
+
+
+def _best_epoch(history: dict[str, Sequence[float]]) -> int:
+    loss = list(history["val_loss"])
+    return loss.index(min(loss)) + 1
