@@ -1,10 +1,14 @@
-"""The seed's plain recipe vs simplecnn's default recipe, same folder, image size and time budget.
+"""The seed's plain recipe against simplecnn's default, in the same time budget, over seeds.
 
-    .venv/bin/python benchmarks/recipe_comparison.py ../shared/data/hymenoptera_data \
-        --image-size 64 --budget 514 --out benchmarks/results/recipe_hymenoptera_64
+    .venv/bin/python benchmarks/recipe_comparison.py ../shared/data/flower_photos \
+        --budgets 900 --seeds 0 1 2 --out benchmarks/results/recipe_flowers
 
-Writes curves.csv (recipe, epoch, seconds, val_accuracy, val_loss), curves.png (validation
-accuracy against training time) and summary.json, and prints the table the README shows.
+Each (recipe, image size, budget, seed) is one ``train`` call with ``time_budget`` (and nothing
+else but the recipe's own settings), so the default recipe's schedule is planned in the budget
+and the plain one runs at its constant learning rate until the budget ends. Results go to
+``runs.jsonl`` one line per training as it finishes (a rerun skips what is there), then
+``curves.csv`` (recipe, size, budget, seed, epoch, seconds, val_accuracy, val_loss),
+``curves.png`` (validation accuracy against training time) and the table the docs show.
 Run it with nothing else running on the machine: the budget is wall-clock time.
 """
 
@@ -25,6 +29,11 @@ import numpy as np
 from simplecnn.config import PLAIN_RECIPE, TrainConfig
 from simplecnn.training import train
 
+RECIPES = {
+    "default": {},
+    "plain": {**PLAIN_RECIPE, "epochs": 10_000},  # the seed's: Adam 1e-3 constant, batch 32, no augmentation
+}
+
 
 class _Clock(keras.callbacks.Callback):
     def on_train_begin(self, logs=None):
@@ -35,80 +44,103 @@ class _Clock(keras.callbacks.Callback):
 
 
 def summarize(acc: list[float]) -> dict:
+    """Best, final, final - best, and the largest swing between consecutive epochs after the
+    first fifth of the epochs."""
     best = max(acc)
-    # Swings between consecutive epochs from epoch 6 on ("after the first five epochs").
-    swings = np.abs(np.diff(acc[5:])) if len(acc) > 6 else np.array([0.0])
-    return {
-        "best_val_accuracy": best,
-        "best_epoch": int(np.argmax(acc)) + 1,
-        "final_val_accuracy": acc[-1],
-        "final_minus_best": acc[-1] - best,
-        "max_swing_after_epoch_5": float(swings.max()),
-        "epochs": len(acc),
-    }
+    start = max(1, len(acc) // 5)
+    swings = np.abs(np.diff(acc[start:])) if len(acc) - start > 1 else np.array([0.0])
+    return {"best": best, "best_epoch": int(np.argmax(acc)) + 1, "final": acc[-1],
+            "final_minus_best": acc[-1] - best, "max_swing": float(swings.max()), "epochs": len(acc)}  # fmt: skip
 
 
-def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("data_dir")
-    p.add_argument("--image-size", type=int, default=64)
-    p.add_argument("--budget", type=float, default=514.0, help="seconds of training per recipe")
-    p.add_argument("--default-epochs", type=int, default=70,
-                   help="epochs the default recipe's schedule is planned for")
-    p.add_argument("--out", default="benchmarks/results/recipe_comparison")
-    args = p.parse_args()
-    os.makedirs(args.out, exist_ok=True)
-    recipes = {
-        "plain (seed: Adam 1e-3, batch 32, no augmentation)": TrainConfig(
-            **{**PLAIN_RECIPE, "image_size": args.image_size, "epochs": 10_000,
-               "time_budget": args.budget}),
-        "default (simplecnn train)": TrainConfig(
-            image_size=args.image_size, epochs=args.default_epochs, time_budget=args.budget),
-    }  # fmt: skip
-    rows, summary = [], {}
-    for name, config in recipes.items():
-        clock = _Clock()
-        with tempfile.TemporaryDirectory() as tmp:  # the run directories are not kept
-            result = train(args.data_dir, os.path.join(tmp, "run"), config, verbose=2, callbacks=[clock])
-        acc, loss = result.history["val_accuracy"], result.history["val_loss"]
-        for i, (a, l, t) in enumerate(zip(acc, loss, clock.times), 1):
-            rows.append([name, i, round(t, 1), a, l])
-        summary[name] = {**summarize(acc), "seconds": round(clock.times[-1], 1),
-                         "config": config.to_dict()}  # fmt: skip
-    with open(os.path.join(args.out, "curves.csv"), "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["recipe", "epoch", "seconds", "val_accuracy", "val_loss"])
-        w.writerows(rows)
-    summary["machine"] = {"cpus": os.cpu_count(), "platform": platform.platform(),
-                          "python": sys.version.split()[0], "keras": keras.__version__,
-                          "backend": keras.backend.backend()}  # fmt: skip
-    with open(os.path.join(args.out, "summary.json"), "w") as f:
-        json.dump(summary, f, indent=2)
+def run_one(data_dir: str, recipe: str, size: int, budget: float, seed: int) -> dict:
+    config = TrainConfig(**{**RECIPES[recipe], "image_size": size, "time_budget": budget, "seed": seed})
+    clock = _Clock()
+    with tempfile.TemporaryDirectory() as tmp:  # the run directories are not kept
+        result = train(data_dir, os.path.join(tmp, "run"), config, verbose=2, callbacks=[clock])
+    acc, loss = result.history["val_accuracy"], result.history["val_loss"]
+    return {"recipe": recipe, "size": size, "budget": budget, "seed": seed, "seconds": round(result.seconds, 1),
+            "plan": result.plan, "hints": result.hints, "times": [round(t, 1) for t in clock.times],
+            "val_accuracy": acc, "val_loss": loss, "accuracy": result.history["accuracy"],
+            "learning_rate": result.history.get("learning_rate", []), **summarize(acc)}  # fmt: skip
 
+
+def table(runs: list[dict]) -> list[str]:
+    """One markdown line per (recipe, size, budget): mean and spread over seeds."""
+    lines = ["| recipe | px | budget (s) | seeds | epochs | final val acc (min-max) | best | final - best | max swing after 1/5 |",
+             "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    keys = sorted({(r["recipe"], r["size"], r["budget"]) for r in runs}, key=lambda k: (k[2], k[1], k[0]))
+    for recipe, size, budget in keys:
+        rs = [r for r in runs if (r["recipe"], r["size"], r["budget"]) == (recipe, size, budget)]
+        final = [r["final"] for r in rs]
+        lines.append(
+            f"| {recipe} | {size} | {budget:g} | {len(rs)} | {np.mean([r['epochs'] for r in rs]):.0f} "
+            f"| **{np.mean(final):.3f}** ({min(final):.3f}-{max(final):.3f}) | {np.mean([r['best'] for r in rs]):.3f} "
+            f"| {np.mean([r['final_minus_best'] for r in rs]):+.3f} | {max(r['max_swing'] for r in rs):.3f} |"
+        )  # fmt: skip
+    return lines
+
+
+def plot(runs: list[dict], title: str, path: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(8, 4.5))
-    for name in recipes:
-        pts = [(r[2], r[3]) for r in rows if r[0] == name]
-        ax.plot(*zip(*pts), "-o", ms=3, label=name)
-    ax.axhline(0.7, color="grey", ls=":", label="target best 0.70")
+    colors = {}
+    for r in runs:
+        key = f"{r['recipe']} {r['size']} px"
+        color = colors.setdefault(key, f"C{len(colors)}")
+        ax.plot(r["times"], r["val_accuracy"], "-o", ms=2, color=color, alpha=0.8,
+                label=key if r is next(x for x in runs if f"{x['recipe']} {x['size']} px" == key) else None)  # fmt: skip
     ax.set_xlabel("training time (s)")
     ax.set_ylabel("validation accuracy")
-    ax.set_title(f"{os.path.basename(os.path.normpath(args.data_dir))}, {args.image_size} px, "
-                 f"{args.budget:.0f} s per recipe")  # fmt: skip
+    ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend()
-    fig.savefig(os.path.join(args.out, "curves.png"), dpi=110, bbox_inches="tight")
+    fig.savefig(path, dpi=110, bbox_inches="tight")
 
-    print("| recipe | epochs | seconds | best val acc (epoch) | final val acc | final - best | max swing after epoch 5 |")
-    print("|---|---|---|---|---|---|---|")
-    for name in recipes:
-        s = summary[name]
-        print(f"| {name} | {s['epochs']} | {s['seconds']} | {s['best_val_accuracy']:.3f} ({s['best_epoch']}) "
-              f"| {s['final_val_accuracy']:.3f} | {s['final_minus_best']:+.3f} | {s['max_swing_after_epoch_5']:.3f} |")
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("data_dir")
+    p.add_argument("--recipes", nargs="+", default=["default", "plain"], choices=sorted(RECIPES))
+    p.add_argument("--sizes", nargs="+", type=int, default=[256], help="image sides (pixels)")
+    p.add_argument("--budgets", nargs="+", type=float, default=[900.0], help="seconds of training")
+    p.add_argument("--seeds", nargs="+", type=int, default=[0])
+    p.add_argument("--out", default="benchmarks/results/recipe_comparison")
+    args = p.parse_args()
+    os.makedirs(args.out, exist_ok=True)
+    path = os.path.join(args.out, "runs.jsonl")
+    runs = [json.loads(line) for line in open(path)] if os.path.exists(path) else []
+    done = {(r["recipe"], r["size"], r["budget"], r["seed"]) for r in runs}
+    for budget in args.budgets:
+        for seed in args.seeds:
+            for size in args.sizes:
+                for recipe in args.recipes:
+                    if (recipe, size, budget, seed) in done:
+                        continue
+                    print(f"== {recipe}, {size} px, {budget:g} s, seed {seed}", flush=True)
+                    run = run_one(args.data_dir, recipe, size, budget, seed)
+                    run["machine"] = {"cpus": os.cpu_count(), "platform": platform.platform(),
+                                      "python": sys.version.split()[0], "keras": keras.__version__,
+                                      "backend": keras.backend.backend()}  # fmt: skip
+                    runs.append(run)
+                    with open(path, "a") as f:
+                        f.write(json.dumps(run) + "\n")
+    with open(os.path.join(args.out, "curves.csv"), "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["recipe", "size", "budget", "seed", "epoch", "seconds", "val_accuracy", "val_loss"])
+        for r in runs:
+            for i, (t, a, l) in enumerate(zip(r["times"], r["val_accuracy"], r["val_loss"]), 1):
+                w.writerow([r["recipe"], r["size"], r["budget"], r["seed"], i, t, a, l])
+    name = os.path.basename(os.path.normpath(args.data_dir))
+    plot(runs, f"{name}: validation accuracy against training time", os.path.join(args.out, "curves.png"))
+    lines = table(runs)
+    with open(os.path.join(args.out, "table.md"), "w") as f:
+        f.write("\n".join(lines) + "\n")
+    print("\n".join(lines))
     return 0
 
 

@@ -57,7 +57,12 @@ class DiskFullError(UsageError):
 
 
 class BudgetError(UsageError):
-    """A time budget too short for a schedule (two epochs, measured); nothing was kept."""
+    """A time budget too short for a schedule (two epochs, measured); nothing was kept.
+    ``needed`` is the budget, in seconds, that would have fitted."""
+
+    def __init__(self, message: str, needed: float = 0.0) -> None:
+        super().__init__(message)
+        self.needed = needed
 
 
 class ExportError(UsageError):

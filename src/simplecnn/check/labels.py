@@ -11,6 +11,7 @@ of training images is weaker (it has seen them, labels and all).
 
 from __future__ import annotations
 
+import math
 import os
 import tempfile
 from typing import Any
@@ -18,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from simplecnn.data import Dataset, scan_folder
+from simplecnn.errors import BudgetError
 
 __all__ = ["label_issues"]
 
@@ -42,7 +44,14 @@ def _out_of_fold(dataset: Dataset, items: list[tuple[str, int]], folds: int, ima
             config = TrainConfig(image_size=image_size, epochs=40, seed=seed, validation_split=0.0,
                                  time_budget=max(10.0, time_budget / folds))  # fmt: skip
             say(f"fold {k + 1}/{folds}: training on {len(fit_idx)} images, predicting {len(held_idx)}")
-            train(fold, os.path.join(scratch, f"run{k}"), config, verbose=0)
+            try:
+                train(fold, os.path.join(scratch, f"run{k}"), config, verbose=0)
+            except BudgetError as exc:
+                raise BudgetError(
+                    f"--time-budget {time_budget:g} is too short for the label check, which trains "
+                    f"{folds} models at {image_size} px: each needs about {exc.needed:g} s here; give "
+                    f"--time-budget {math.ceil(exc.needed * folds)} or more", needed=exc.needed * folds,
+                ) from None  # fmt: skip
             predictor = open_predictor(os.path.join(scratch, f"run{k}"), "keras")
             probs[held_idx], _ = probabilities(predictor, [items[i][0] for i in held_idx])
     return probs

@@ -227,12 +227,11 @@ class PlannedLength:
 
     def _refuse_if_too_short(self, estimate: float, how: str) -> None:
         if self.plan.too_short(estimate):
-            budget = self.plan.length.budget
+            budget, needed = self.plan.length.budget, math.ceil(self.plan.min_epochs * estimate * 1.2)
             raise BudgetError(
                 f"--time-budget {budget:g} does not fit {self.plan.min_epochs} epochs: one takes "
-                f"about {format_seconds(estimate)} here ({how}); give --time-budget "
-                f"{math.ceil(self.plan.min_epochs * estimate * 1.2)} or more, or a smaller --image-size"
-            )
+                f"about {format_seconds(estimate)} here ({how}); give --time-budget {needed} or "
+                "more, or a smaller --image-size", needed=needed)  # fmt: skip
 
     def _schedule_to(self, epochs: int, retrace: bool = False) -> None:
         """Make the learning-rate schedule's decay end after ``epochs`` epochs."""
