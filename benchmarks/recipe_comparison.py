@@ -27,6 +27,7 @@ import keras
 import numpy as np
 
 from simplecnn.config import PLAIN_RECIPE, TrainConfig
+from simplecnn.errors import BudgetError
 from simplecnn.training import train
 
 RECIPES = {
@@ -122,13 +123,19 @@ def main() -> int:
                     if (recipe, size, budget, seed) in done:
                         continue
                     print(f"== {recipe}, {size} px, {budget:g} s, seed {seed}", flush=True)
-                    run = run_one(args.data_dir, recipe, size, budget, seed)
+                    try:
+                        run = run_one(args.data_dir, recipe, size, budget, seed)
+                    except BudgetError as exc:  # two epochs do not fit: recorded as such
+                        print(f"refused: {exc}", flush=True)
+                        run = {"recipe": recipe, "size": size, "budget": budget, "seed": seed, "refused": str(exc)}
                     run["machine"] = {"cpus": os.cpu_count(), "platform": platform.platform(),
                                       "python": sys.version.split()[0], "keras": keras.__version__,
                                       "backend": keras.backend.backend()}  # fmt: skip
                     runs.append(run)
                     with open(path, "a") as f:
                         f.write(json.dumps(run) + "\n")
+    refused = [r for r in runs if "refused" in r]
+    runs = [r for r in runs if "refused" not in r]
     with open(os.path.join(args.out, "curves.csv"), "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["recipe", "size", "budget", "seed", "epoch", "seconds", "val_accuracy", "val_loss"])
@@ -137,7 +144,8 @@ def main() -> int:
                 w.writerow([r["recipe"], r["size"], r["budget"], r["seed"], i, t, a, l])
     name = os.path.basename(os.path.normpath(args.data_dir))
     plot(runs, f"{name}: validation accuracy against training time", os.path.join(args.out, "curves.png"))
-    lines = table(runs)
+    lines = table(runs) + [f"| {r['recipe']} | {r['size']} | {r['budget']:g} | refused: {r['refused']} |"
+                           for r in refused]  # fmt: skip
     with open(os.path.join(args.out, "table.md"), "w") as f:
         f.write("\n".join(lines) + "\n")
     print("\n".join(lines))

@@ -11,7 +11,9 @@ import pytest
 from simplecnn.config import DEFAULT_BUDGET_S, DEFAULT_EPOCHS, TrainConfig
 from simplecnn.errors import BudgetError
 from simplecnn.training import budget, train
-from simplecnn.training.budget import BUDGET_MAX_EPOCHS, Length, Plan, format_seconds, length_of
+from simplecnn.training.budget import (
+    BUDGET_MAX_EPOCHS, Length, Plan, ema_momentum, ema_window, format_seconds, length_of,
+)  # fmt: skip
 from simplecnn.training.hints import after_training, still_improving
 
 pytestmark = pytest.mark.multibackend
@@ -36,18 +38,23 @@ def test_the_length_asked_for():
     assert length_of(TrainConfig(epochs=7, time_budget=300)) == Length(7, 300.0)
     assert "15m00s budget, at most 60 epochs (the default length)" in length_of(TrainConfig()).describe()
     assert [format_seconds(s) for s in (42, 845, 7380)] == ["42 s", "14m05s", "2h03m"]
+    assert ema_window(5.0, 6) == pytest.approx(0.6) and ema_window(5.0, 60) == 5.0
+    assert ema_momentum(2.0, 50) == pytest.approx(0.99)
 
 
 def test_a_plan_fits_the_budget_and_shortens_when_the_machine_slows():
     plan = Plan(Length(BUDGET_MAX_EPOCHS, 100.0), warmup_epochs=1)
     assert plan.update(1, 10.0, 10.0) and plan.epochs == 9  # 1 + floor((100 - 10 - 2.5) / 10)
-    assert not plan.update(2, 18.0, 8.0) and plan.epochs == 9  # the slower of the last two decides
-    epochs = plan.epochs
-    assert plan.update(3, 38.0, 20.0) and plan.epochs < epochs  # twice as slow: shortened at once
-    assert 38.0 + (plan.epochs - 3) * 20.0 <= 100.0
+    # Epoch 2 is faster (the first compiles and decodes): lengthened, early on.
+    assert plan.update(2, 18.0, 8.0) and plan.epochs == 11  # 2 + floor((100 - 18 - 2.2) / 8.8)
+    assert plan.update(3, 38.0, 20.0) and plan.epochs == 7  # slower: shortened at once
+    assert 38.0 + (plan.epochs - 3) * (8.0 + 20.0) / 2 <= 100.0  # at the mean since epoch 1
     # Late in the plan it is not lengthened again (the decay is well under way).
     plan.epochs, plan.times = 8, [10.0] * 6
     assert not plan.update(6, 60.0, 1.0) and plan.epochs == 8
+    # A constant learning rate has no decay to keep: its plan follows the time either way.
+    plan = Plan(Length(BUDGET_MAX_EPOCHS, 100.0), epochs=8, times=[10.0] * 6, changes=[(1, 8)], decays=False)
+    assert plan.update(6, 60.0, 1.0) and plan.epochs == 10
 
 
 def test_a_plan_never_exceeds_its_epochs_nor_drops_below_a_schedule():

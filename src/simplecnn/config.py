@@ -216,7 +216,8 @@ class TrainConfig:
                                "each validation (\"precise BN\")")  # fmt: skip
     ema_epochs: float = _option(
         5.0, "validate, keep and return a moving average of the weights over about this many "
-        "epochs (0: the raw weights); training itself runs on the raw weights",
+        "epochs, at most a tenth of the planned epochs (0: the raw weights); training itself "
+        "runs on the raw weights",
         low=0.0, high=100_000.0, metavar="N")  # fmt: skip
     patience: int | None = _option(
         None, "early stopping: epochs without a better validation loss before stopping "

@@ -10,8 +10,11 @@ schedule) and stops training when the plan is done.
   :class:`~simplecnn.errors.BudgetError` (nothing kept) when they do not.
 - After epoch 1 (the warm-up, whose learning rates do not depend on the plan) it plans; after
   each later epoch it shortens the plan when the epochs so far say it would overrun, and
-  lengthens it (in its first half only, with a 10% margin) when there is clearly room.
-- Each change of plan re-traces the training step (the schedule's length is a constant in it).
+  lengthens it (in its first half only, when 10% slower epochs would still fit) when there is
+  room.
+- The weight average's window is kept to at most a tenth of the planned epochs (:func:`ema_window`).
+- Each change of plan re-traces the training step (the schedule's length and the average's
+  momentum are constants in it).
 
 With neither ``epochs`` nor ``time_budget`` given, the length is the default: as many epochs
 as fit in :data:`DEFAULT_BUDGET_S` seconds, at most :data:`DEFAULT_EPOCHS` (the measurements
@@ -31,7 +34,7 @@ from simplecnn.config import DEFAULT_BUDGET_S, DEFAULT_EPOCHS
 from simplecnn.errors import BudgetError
 
 __all__ = ["DEFAULT_BUDGET_S", "DEFAULT_EPOCHS", "Length", "Plan", "PlannedLength", "PlannedProgbar",
-           "length_of", "learning_rate_schedule", "format_seconds"]  # fmt: skip
+           "length_of", "learning_rate_schedule", "ema_window", "ema_momentum", "format_seconds"]  # fmt: skip
 
 # A budget without --epochs plans at most this many epochs (a bound fit() needs; never reached
 # in practice: 10,000 epochs of one step each).
@@ -42,6 +45,8 @@ MIN_EPOCHS = 2
 SPARE = 0.25
 # Lengthen the plan only when the extra epochs fit with this much time to spare.
 GROW_MARGIN = 1.10
+# The weight average covers at most this share of the planned epochs.
+EMA_SHARE = 0.1
 # Steps of the first epoch timed (after the first, which compiles) before checking the budget.
 PROBE_STEPS = 4
 
@@ -75,6 +80,17 @@ def length_of(config: Any) -> Length:
     return Length(int(config.epochs), None if config.time_budget is None else float(config.time_budget))
 
 
+def ema_window(ema_epochs: float, planned_epochs: int) -> float:
+    """The weight average's window in epochs: ``ema_epochs``, but at most :data:`EMA_SHARE` of
+    the planned epochs (a 5-epoch average over a 6-epoch run would keep mostly its early weights)."""
+    return min(ema_epochs, EMA_SHARE * planned_epochs)
+
+
+def ema_momentum(window_epochs: float, steps_per_epoch: int) -> float:
+    """The momentum of a moving average over about ``window_epochs`` epochs: 1 - 1 / steps."""
+    return 1.0 - 1.0 / max(2.0, window_epochs * steps_per_epoch)
+
+
 def format_seconds(seconds: float) -> str:
     """``42 s``, ``14m05s``, ``2h03m``."""
     seconds = max(0.0, seconds)
@@ -98,6 +114,7 @@ class Plan:
     times: list[float] = field(default_factory=list)  # seconds of each finished epoch (this process)
     changes: list[tuple[int, int]] = field(default_factory=list)  # (after epoch, new plan)
     warmup_epochs: int = 0  # the plan keeps at least one epoch of decay after the warm-up
+    decays: bool = True  # False (a constant learning rate): the plan follows the time freely
 
     def __post_init__(self) -> None:
         self.epochs = self.epochs or self.length.epochs
@@ -108,10 +125,13 @@ class Plan:
         return min(self.length.epochs, max(MIN_EPOCHS, self.warmup_epochs + 1))
 
     def epoch_seconds(self) -> float:
-        """A cautious estimate of the next epoch's seconds: the slower of the last two, leaving
-        out the first epoch (compilation, first decoding) once two others are measured."""
-        recent = self.times[1:] if len(self.times) > 2 else self.times
-        return max(recent[-2:])
+        """The next epochs' expected seconds: the mean of the last five, leaving out the first
+        epoch (compilation, first decoding) once another is measured. A mean, not the slowest:
+        epoch times here swing by up to 2x between two speeds, and the plan is re-made after
+        every epoch from the time actually left, so only the last epoch's swing is at risk
+        (:data:`SPARE` of an epoch is kept for it)."""
+        recent = (self.times[1:] if len(self.times) > 1 else self.times)[-5:]
+        return sum(recent) / len(recent)
 
     def fits(self, done: int, elapsed: float, margin: float = 1.0) -> int:
         """How many epochs in all fit in the budget, from ``done`` epochs after ``elapsed`` s,
@@ -130,7 +150,7 @@ class Plan:
         new = min(self.length.epochs, self.fits(done, elapsed))
         if new >= self.epochs:  # no need to shorten: lengthen only with room, and early on
             grown = min(self.length.epochs, self.fits(done, elapsed, GROW_MARGIN))
-            early = not self.changes or done < self.epochs / 2
+            early = not self.changes or done < self.epochs / 2 or not self.decays
             new = grown if grown > self.epochs and early else self.epochs
         new = max(new, done, self.min_epochs)
         if new == self.epochs:
@@ -154,14 +174,17 @@ class PlannedLength:
         val_steps: validation batches per epoch (their time is estimated before epoch 1 ends).
         state: what :meth:`state` returned in a resumed run's backup.
         agree: makes every process of a multi-process job use process 0's number.
+        ema_epochs: the recipe's weight-average window, shortened to fit a short plan.
 
     Its planning decisions are collected in :attr:`notes` (:class:`PlannedProgbar` prints them
     after the epoch's progress line) and :attr:`plan`'s ``changes``.
     """
 
     def __init__(self, plan: Plan, steps_per_epoch: int, val_steps: int = 0,
-                 state: dict[str, Any] | None = None, agree: Callable[[float], float] = float) -> None:  # fmt: skip
+                 state: dict[str, Any] | None = None, agree: Callable[[float], float] = float,
+                 ema_epochs: float = 0.0) -> None:  # fmt: skip
         state = state or {}
+        self.ema_epochs = ema_epochs
         self.plan, self.steps, self.val_steps, self.agree = plan, steps_per_epoch, val_steps, agree
         self.notes: list[str] = []
         self.plan.epochs = int(state.get("planned_epochs", plan.epochs))
@@ -234,15 +257,18 @@ class PlannedLength:
                 "more, or a smaller --image-size", needed=needed)  # fmt: skip
 
     def _schedule_to(self, epochs: int, retrace: bool = False) -> None:
-        """Make the learning-rate schedule's decay end after ``epochs`` epochs."""
-        schedule = learning_rate_schedule(self.model.optimizer)
-        if not isinstance(schedule, keras.optimizers.schedules.CosineDecay):
-            return  # the constant schedule: nothing to plan
-        decay = max(1, epochs * self.steps - int(schedule.warmup_steps))
-        if decay == schedule.decay_steps:
-            return
-        schedule.decay_steps = decay
-        if retrace:  # the decay's length is a constant in the compiled training step
+        """Make the learning-rate schedule's decay end after ``epochs`` epochs, and the weight
+        average's window fit them (:func:`ema_window`)."""
+        optimizer = self.model.optimizer
+        changed = False
+        schedule = learning_rate_schedule(optimizer)
+        if isinstance(schedule, keras.optimizers.schedules.CosineDecay):
+            decay = max(1, epochs * self.steps - int(schedule.warmup_steps))
+            changed, schedule.decay_steps = decay != schedule.decay_steps, decay
+        if getattr(optimizer, "use_ema", False) and self.ema_epochs:
+            momentum = ema_momentum(ema_window(self.ema_epochs, epochs), self.steps)
+            changed, optimizer.ema_momentum = changed or momentum != optimizer.ema_momentum, momentum
+        if changed and retrace:  # both are constants in the compiled training step
             self.model.make_train_function(force=True)
 
 

@@ -5,7 +5,8 @@ run.json (``hints``). Plain arithmetic on the history, no Keras.
   likely cause (too few epochs for the image size, a learning rate the model could not learn
   with, or validation images unlike the training ones).
 - Validation was still improving at the end and the model was not overfitting: what a longer
-  run would cost.
+  run would cost (a hint, not a promise: a cosine schedule's last epochs lower the validation
+  loss of a converged model too, so the rule asks for a fall of more than 2%).
 - A time budget fitted only a few epochs at this image size: a smaller size runs more.
 """
 
@@ -94,9 +95,9 @@ def _cause(history: dict[str, Sequence[float]], epochs: int, image_size: int, bu
 def _longer(plan: dict[str, Any], seconds: float, per_epoch: float, epochs: int) -> str:
     if plan.get("budget_s") is not None:
         budget = 60 * math.ceil(2 * max(seconds, plan["budget_s"]) / 60)
-        return (f"a run twice as long would likely help: --time-budget {budget} (about "
+        return (f"a run twice as long may help: --time-budget {budget} (about "
                 f"{int(budget / per_epoch)} epochs at {per_epoch:.0f} s each)")
-    return (f"a run twice as long would likely help: --epochs {2 * epochs} (about "
+    return (f"a run twice as long may help: --epochs {2 * epochs} (about "
             f"{math.ceil(2 * epochs * per_epoch / 60)} minutes here)")
 
 

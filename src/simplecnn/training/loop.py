@@ -144,10 +144,12 @@ def _fit(setup: Setup, out_dir: str, backup: Backup | None, chief: bool, process
     """Build or restore the model, fit it with the epoch-end sequence, then finish the run."""
     config, dataset = setup.config, setup.dataset
     length = length_of(config)
-    plan = Plan(length, warmup_epochs=config.warmup_epochs if config.schedule == "cosine" else 0)
+    cosine = config.schedule == "cosine"
+    plan = Plan(length, warmup_epochs=config.warmup_epochs if cosine else 0, decays=cosine)
     planned = PlannedLength(plan, len(setup.train_batches),
                             len(setup.val_batches) if setup.val_batches is not None else 0,
-                            state=backup.state if backup else None, agree=distributed.agree)  # fmt: skip
+                            state=backup.state if backup else None, agree=distributed.agree,
+                            ema_epochs=config.ema_epochs)  # fmt: skip
     if backup is None:
         initial_epoch, model = 0, setup.build_model()
     else:

@@ -21,7 +21,7 @@ from simplecnn.data import Dataset, ImageBatches, scan_folder
 from simplecnn.errors import DataError
 from simplecnn.heads import head_units, loss_name
 from simplecnn.models import build_model
-from simplecnn.training.budget import length_of
+from simplecnn.training.budget import ema_momentum, ema_window, length_of
 
 __all__ = ["Setup", "prepare", "make_optimizer", "build_training_model", "float32_model"]
 
@@ -137,8 +137,8 @@ def make_optimizer(config: TrainConfig, steps_per_epoch: int) -> keras.optimizer
         )
     ema: dict[str, Any] = {}
     if config.ema_epochs > 0:
-        # A window of about ema_epochs epochs: momentum 1 - 1 / steps.
-        ema = {"use_ema": True, "ema_momentum": 1.0 - 1.0 / max(2.0, config.ema_epochs * steps_per_epoch)}
+        epochs = ema_window(config.ema_epochs, length_of(config).epochs)
+        ema = {"use_ema": True, "ema_momentum": ema_momentum(epochs, steps_per_epoch)}
     if config.optimizer == "adamw":
         return keras.optimizers.AdamW(lr, weight_decay=config.weight_decay, **ema)
     return keras.optimizers.Adam(lr, **ema)
