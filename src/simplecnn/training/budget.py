@@ -2,9 +2,9 @@
 
 Keras's ``CosineDecay`` is planned in optimizer steps, which a time budget does not give. The
 :class:`Plan` turns the budget into a number of epochs from the measured time of the epochs so
-far; :class:`PlannedLength`, a Keras callback, measures, re-plans (it sets the decay's length,
-so the last epoch that fits ends fully decayed and the kept model is the best of a complete
-schedule) and stops training when the plan is done.
+far; :class:`PlannedLength`, which :class:`~simplecnn.training.callbacks.EpochEnd` drives,
+measures, re-plans (it sets the decay's length, so the last epoch that fits ends fully decayed
+and the kept model is the best of a complete schedule) and says when the plan is done.
 
 - After the first few steps it checks that two epochs fit at all, and stops with a
   :class:`~simplecnn.errors.BudgetError` (nothing kept) when they do not.
@@ -184,8 +184,8 @@ class PlannedLength:
                  state: dict[str, Any] | None = None, agree: Callable[[float], float] = float,
                  ema_epochs: float = 0.0) -> None:  # fmt: skip
         state = state or {}
-        self.ema_epochs = ema_epochs
         self.plan, self.steps, self.val_steps, self.agree = plan, steps_per_epoch, val_steps, agree
+        self.ema_epochs = ema_epochs
         self.notes: list[str] = []
         self.plan.epochs = int(state.get("planned_epochs", plan.epochs))
         self.plan.times = [float(t) for t in state.get("epoch_seconds", [])]
@@ -235,14 +235,12 @@ class PlannedLength:
         if not self.checked:  # epochs too short to probe: check on the first whole one
             self.checked = True
             self._refuse_if_too_short(self.agree(seconds), "measured")
-        before = self.plan.epochs
-        self.plan.update(done, self.agree(self.elapsed), self.agree(seconds))
-        self.plan.epochs = int(self.agree(self.plan.epochs))
-        if self.plan.epochs != before:
+        # The plan is arithmetic on agreed numbers, so every process makes the same one.
+        if self.plan.update(done, self.agree(self.elapsed), self.agree(seconds)):
             self._schedule_to(self.plan.epochs, retrace=True)
             left = self.plan.length.budget - self.elapsed
             self.notes.append(f"planned {self.plan.epochs} epochs in {self.plan.length.describe()} (about "
-                     f"{format_seconds(self.plan.epoch_seconds())} each; {format_seconds(left)} left)")  # fmt: skip
+                              f"{format_seconds(self.plan.epoch_seconds())} each; {format_seconds(left)} left)")  # fmt: skip
 
     def finished(self, epoch: int) -> bool:
         """Whether the plan ends with epoch ``epoch`` (0-based)."""
