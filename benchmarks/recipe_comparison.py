@@ -54,14 +54,17 @@ def summarize(acc: list[float]) -> dict:
             "final_minus_best": acc[-1] - best, "max_swing": float(swings.max()), "epochs": len(acc)}  # fmt: skip
 
 
-def run_one(data_dir: str, recipe: str, size: int, budget: float, seed: int) -> dict:
-    config = TrainConfig(**{**RECIPES[recipe], "image_size": size, "time_budget": budget, "seed": seed})
+def run_one(data_dir: str, recipe: str, size: int | str, budget: float, seed: int) -> dict:
+    side = None if size == "auto" else size
+    config = TrainConfig(**{**RECIPES[recipe], "image_size": side, "time_budget": budget, "seed": seed})
     clock = _Clock()
     with tempfile.TemporaryDirectory() as tmp:  # the run directories are not kept
         result = train(data_dir, os.path.join(tmp, "run"), config, verbose=2, callbacks=[clock])
     acc, loss = result.history["val_accuracy"], result.history["val_loss"]
-    return {"recipe": recipe, "size": size, "budget": budget, "seed": seed, "seconds": round(result.seconds, 1),
-            "plan": result.plan, "hints": result.hints, "times": [round(t, 1) for t in clock.times],
+    probe = result.image_size.get("probe_s", 0.0)  # auto's timing of the side, part of the budget
+    return {"recipe": recipe, "size": size, "side": result.image_size.get("side", side), "budget": budget,
+            "seed": seed, "seconds": round(result.seconds, 1), "plan": result.plan, "hints": result.hints,
+            "image_size": result.image_size, "times": [round(t + probe, 1) for t in clock.times],
             "val_accuracy": acc, "val_loss": loss, "accuracy": result.history["accuracy"],
             "learning_rate": result.history.get("learning_rate", []), **summarize(acc)}  # fmt: skip
 
@@ -70,16 +73,23 @@ def table(runs: list[dict]) -> list[str]:
     """One markdown line per (recipe, size, budget): mean and spread over seeds."""
     lines = ["| recipe | px | budget (s) | seeds | epochs | final val acc (min-max) | best | final - best | max swing after 1/5 |",
              "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
-    keys = sorted({(r["recipe"], r["size"], r["budget"]) for r in runs}, key=lambda k: (k[2], k[1], k[0]))
+    keys = sorted({(r["recipe"], r["size"], r["budget"]) for r in runs}, key=lambda k: (k[2], str(k[1]), k[0]))
     for recipe, size, budget in keys:
         rs = [r for r in runs if (r["recipe"], r["size"], r["budget"]) == (recipe, size, budget)]
         final = [r["final"] for r in rs]
+        sides = sorted({r.get("side", size) for r in rs})
+        shown = f"auto ({', '.join(map(str, sides))})" if size == "auto" else size
         lines.append(
-            f"| {recipe} | {size} | {budget:g} | {len(rs)} | {np.mean([r['epochs'] for r in rs]):.0f} "
+            f"| {recipe} | {shown} | {budget:g} | {len(rs)} | {np.mean([r['epochs'] for r in rs]):.0f} "
             f"| **{np.mean(final):.3f}** ({min(final):.3f}-{max(final):.3f}) | {np.mean([r['best'] for r in rs]):.3f} "
             f"| {np.mean([r['final_minus_best'] for r in rs]):+.3f} | {max(r['max_swing'] for r in rs):.3f} |"
         )  # fmt: skip
     return lines
+
+
+def _label(run: dict) -> str:
+    side = f"auto ({run['side']})" if run["size"] == "auto" else run["size"]
+    return f"{run['recipe']} {side} px"
 
 
 def plot(runs: list[dict], title: str, path: str) -> None:
@@ -91,10 +101,10 @@ def plot(runs: list[dict], title: str, path: str) -> None:
     fig, ax = plt.subplots(figsize=(8, 4.5))
     colors = {}
     for r in runs:
-        key = f"{r['recipe']} {r['size']} px"
+        key = _label(r)
         color = colors.setdefault(key, f"C{len(colors)}")
         ax.plot(r["times"], r["val_accuracy"], "-o", ms=2, color=color, alpha=0.8,
-                label=key if r is next(x for x in runs if f"{x['recipe']} {x['size']} px" == key) else None)  # fmt: skip
+                label=key if r is next(x for x in runs if _label(x) == key) else None)  # fmt: skip
     ax.set_xlabel("training time (s)")
     ax.set_ylabel("validation accuracy")
     ax.set_title(title)
@@ -107,7 +117,8 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("data_dir")
     p.add_argument("--recipes", nargs="+", default=["default", "plain"], choices=sorted(RECIPES))
-    p.add_argument("--sizes", nargs="+", type=int, default=[256], help="image sides (pixels)")
+    p.add_argument("--sizes", nargs="+", type=lambda t: t if t == "auto" else int(t), default=["auto"],
+                   help="image sides (pixels), or auto (simplecnn's choice for the budget)")
     p.add_argument("--budgets", nargs="+", type=float, default=[900.0], help="seconds of training")
     p.add_argument("--seeds", nargs="+", type=int, default=[0])
     p.add_argument("--out", default="benchmarks/results/recipe_comparison")

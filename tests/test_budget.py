@@ -49,9 +49,12 @@ def test_a_plan_fits_the_budget_and_shortens_when_the_machine_slows():
     assert plan.update(2, 18.0, 8.0) and plan.epochs == 11  # 2 + floor((100 - 18 - 2.2) / 8.8)
     assert plan.update(3, 38.0, 20.0) and plan.epochs == 7  # slower: shortened at once
     assert 38.0 + (plan.epochs - 3) * (8.0 + 20.0) / 2 <= 100.0  # at the mean since epoch 1
-    # Late in the plan it is not lengthened again (the decay is well under way).
+    # Late in the plan it is lengthened one epoch at a time (the decay is well under way), and
+    # not at all when 10% slower epochs would not fit.
     plan.epochs, plan.times = 8, [10.0] * 6
-    assert not plan.update(6, 60.0, 1.0) and plan.epochs == 8
+    assert plan.update(6, 60.0, 1.0) and plan.epochs == 9  # 4 more would fit; one is added
+    plan.epochs, plan.times = 8, [10.0] * 6
+    assert not plan.update(6, 75.0, 10.0) and plan.epochs == 8  # 6 + floor((25 - 2.75) / 11) = 8
     # A constant learning rate has no decay to keep: its plan follows the time either way.
     plan = Plan(Length(BUDGET_MAX_EPOCHS, 100.0), epochs=8, times=[10.0] * 6, changes=[(1, 8)], decays=False)
     assert plan.update(6, 60.0, 1.0) and plan.epochs == 10
@@ -156,6 +159,12 @@ def test_still_improving_needs_a_falling_validation_loss_without_overfitting():
     assert still_improving(_history([0.9, 0.8, 0.7, 0.6, 0.55, 0.5, 0.45, 0.4]))
     assert not still_improving(_history([0.9, 0.6, 0.5, 0.45, 0.45, 0.45, 0.449, 0.45]))  # flat
     assert not still_improving(_history([0.9, 0.8, 0.7, 0.6, 0.55, 0.5, 0.45, 0.4], acc=0.99, val_acc=0.8))
+    # The recorded lfw runs' shapes: the loss drifts down after the accuracy peaked, or the
+    # model already fits every training image.
+    falling = [0.9, 0.8, 0.7, 0.6, 0.55, 0.5, 0.45, 0.4]
+    peaked = {**_history(falling), "val_accuracy": [0.8, 0.9, 0.95, 0.95, 0.9, 0.9, 0.9, 0.9]}
+    assert not still_improving(peaked)
+    assert not still_improving(_history(falling, acc=1.0, val_acc=0.95))
 
 
 def test_hints_say_when_the_model_only_answers_the_largest_class_and_why():

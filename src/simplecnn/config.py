@@ -165,14 +165,19 @@ PRECISIONS = ("auto", "float32", "mixed_bfloat16")
 DEFAULT_EPOCHS = 60
 DEFAULT_BUDGET_S = 900.0
 
+# Fixed training images whose BatchNorm statistics are recomputed each epoch ("precise BN"):
+# this many batches.
+BN_BATCHES = 16
+
 # Decoded images are cached in memory by default while they take at most this many bytes.
 CACHE_BELOW_BYTES = 1 << 30
 
 
 def _option(default: Any, help: str, *, low: float | None = None, high: float | None = None,
-            choices: tuple | None = None, metavar: str | None = None) -> Any:  # fmt: skip
-    """A TrainConfig field with what the command line and validation need: help, bounds, choices."""
-    meta = {"help": help, "low": low, "high": high, "choices": choices, "metavar": metavar}
+            choices: tuple | None = None, metavar: str | None = None, auto: bool = False) -> Any:  # fmt: skip
+    """A TrainConfig field with what the command line and validation need: help, bounds, choices
+    (``auto``: the flag also takes the word ``auto``, which is the field's None)."""
+    meta = {"help": help, "low": low, "high": high, "choices": choices, "metavar": metavar, "auto": auto}
     return field(default=default, metadata=meta)
 
 
@@ -186,8 +191,11 @@ class TrainConfig:
     """
 
     style: str = _option("functional", "which Keras style builds the model", choices=STYLE_NAMES)
-    image_size: int = _option(256, "images are resized to this side in pixels (the seed's 256)",
-                              low=4, high=MAX_SIDE, metavar="PIXELS")  # fmt: skip
+    image_size: int | None = _option(
+        None, "images are resized to this side in pixels; auto (the default): the largest of "
+        "256 (the seed's), 192, 128, 96 and 64 at which the time budget fits 20 epochs, timed "
+        "on a few steps before training (256 when --epochs is given without --time-budget)",
+        low=4, high=MAX_SIDE, metavar="PIXELS|auto", auto=True)  # fmt: skip
     channels: int = _option(3, "3: RGB (the seed); 1: grayscale", choices=(1, 3))
     epochs: int | None = _option(
         None, "epochs of the schedule (default: as many as fit in "
@@ -241,7 +249,7 @@ class TrainConfig:
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
             _check_field(f, getattr(self, f.name))
-        if self.image_size < 4:
+        if self.image_size is not None and self.image_size < 4:
             raise ConfigError(
                 f"image_size must be at least 4 (two 2x2 poolings). Received: {self.image_size}"
             )
@@ -254,7 +262,8 @@ class TrainConfig:
         """Whether to keep ``n_images`` decoded images in memory."""
         if self.cache is not None:
             return bool(self.cache)
-        return n_images * self.image_size**2 * self.channels <= CACHE_BELOW_BYTES
+        side = self.image_size or 256  # auto is resolved before this is asked (training/sizing.py)
+        return n_images * side**2 * self.channels <= CACHE_BELOW_BYTES
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

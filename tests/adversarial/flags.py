@@ -16,13 +16,13 @@ POSITIONALS = {
 
 
 def numeric_flags() -> list[tuple[str, str]]:
-    """``(command, --flag)`` for every option that takes a number or a shape."""
+    """``(command, --flag)`` for every option that takes a number (or ``auto``) or a shape."""
     parser = build_parser()
     sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     out = []
     for command, p in sub.choices.items():
         for action in p._actions:
             kind = getattr(action.type, "__qualname__", "")
-            if action.option_strings and (kind.startswith("_number") or kind == "_shape"):
+            if action.option_strings and kind.startswith(("_number", "_or_auto", "_shape")):
                 out.append((command, action.option_strings[0]))
     return sorted(out)

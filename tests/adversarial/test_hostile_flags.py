@@ -32,6 +32,9 @@ def _parse(command: str, flag: str, value: str, capsys):
 def _check_accepted(args, flag: str, value: str) -> None:
     """A value that parsed is a finite number (or shape) inside its bounds; a recipe builds."""
     got = getattr(args, flag.lstrip("-").replace("-", "_"))
+    if got is None:  # only the word auto, where a flag takes it, parses to None
+        assert value.strip().lower() == "auto", (flag, value)
+        return
     for number in got if isinstance(got, tuple) else (got,):
         assert isinstance(number, (int, float)) and math.isfinite(number), (flag, value, got)
     if args.command in ("train", "lr-find"):

@@ -38,6 +38,20 @@ def _number(kind: type, low: float | None = None, high: float | None = None) -> 
     return parse
 
 
+def _or_auto(number: Callable[[str], Any]) -> Callable[[str], Any]:
+    """An argparse type: ``number``, or the word ``auto`` (None: the field's automatic choice)."""
+
+    def parse(text: str) -> Any:
+        if text.strip().lower() == "auto":
+            return None
+        try:
+            return number(text)
+        except argparse.ArgumentTypeError as exc:
+            raise argparse.ArgumentTypeError(f"{exc} or auto") from None
+
+    return parse
+
+
 def _shape(text: str) -> tuple[int, int, int]:
     parts = text.replace("x", ",").split(",")
     try:
@@ -109,7 +123,8 @@ def _add_recipe_args(p: argparse.ArgumentParser) -> None:
         elif kind == "bool":
             p.add_argument(name, action=argparse.BooleanOptionalAction, default=None, help=text)
         else:
-            p.add_argument(name, type=_number(int if kind == "int" else float, meta["low"], meta["high"]),
+            number = _number(int if kind == "int" else float, meta["low"], meta["high"])
+            p.add_argument(name, type=_or_auto(number) if meta["auto"] else number,
                            metavar=meta["metavar"], help=text)  # fmt: skip
 
 

@@ -10,8 +10,9 @@ and the kept model is the best of a complete schedule) and says when the plan is
   :class:`~simplecnn.errors.BudgetError` (nothing kept) when they do not.
 - After epoch 1 (the warm-up, whose learning rates do not depend on the plan) it plans; after
   each later epoch it shortens the plan when the epochs so far say it would overrun, and
-  lengthens it (in its first half only, when 10% slower epochs would still fit) when there is
-  room.
+  lengthens it when 10% slower epochs would still fit: freely in the plan's first half, one
+  epoch per re-plan after it (epoch times here swing by 2x, and a plan only ever shortened left
+  13-18% of 900 s budgets unused).
 - The weight average's window is kept to at most a tenth of the planned epochs (:func:`ema_window`).
 - Each change of plan re-traces the training step (the schedule's length and the average's
   momentum are constants in it).
@@ -30,7 +31,7 @@ from typing import Any, Callable
 
 import keras
 
-from simplecnn.config import DEFAULT_BUDGET_S, DEFAULT_EPOCHS
+from simplecnn.config import BN_BATCHES, DEFAULT_BUDGET_S, DEFAULT_EPOCHS
 from simplecnn.errors import BudgetError
 
 __all__ = ["DEFAULT_BUDGET_S", "DEFAULT_EPOCHS", "Length", "Plan", "PlannedLength", "PlannedProgbar",
@@ -148,10 +149,12 @@ class Plan:
         if self.length.budget is None:
             return False
         new = min(self.length.epochs, self.fits(done, elapsed))
-        if new >= self.epochs:  # no need to shorten: lengthen only with room, and early on
+        if new >= self.epochs:  # no need to shorten: lengthen only with room to spare
             grown = min(self.length.epochs, self.fits(done, elapsed, GROW_MARGIN))
             early = not self.changes or done < self.epochs / 2 or not self.decays
-            new = grown if grown > self.epochs and early else self.epochs
+            # Late in a decay, one epoch at a time: a longer decay raises the learning rate
+            # again, by at most a few percent of the peak for one epoch in the second half.
+            new = self.epochs if grown <= self.epochs else grown if early else self.epochs + 1
         new = max(new, done, self.min_epochs)
         if new == self.epochs:
             return False
@@ -204,9 +207,10 @@ class PlannedLength:
         return {"planned_epochs": self.plan.epochs, "epoch_seconds": list(self.plan.times),
                 "seconds": self.elapsed}  # fmt: skip
 
-    def start_clock(self) -> None:
-        """Training starts now (``train`` calls this where it starts timing)."""
-        self.start = now()
+    def start_clock(self, spent: float = 0.0) -> None:
+        """Training starts now (``train`` calls this where it starts timing), ``spent`` seconds
+        of the budget having gone to preparing it (choosing the image side)."""
+        self.start = now() - spent
 
     def begin(self, model: keras.Model) -> None:
         self.model = model
@@ -225,7 +229,7 @@ class PlannedLength:
             step = (now() - self._step1) / PROBE_STEPS
             # Validation and precise BN run forward passes only: about a third of a step each.
             estimate = self.agree((self._step1 - self._epoch_start) + step * (self.steps - 1)
-                                  + step * (self.val_steps + 16) / 3)  # fmt: skip
+                                  + step * (self.val_steps + BN_BATCHES) / 3)  # fmt: skip
             self.checked = True
             self._refuse_if_too_short(estimate, f"measured on its first {PROBE_STEPS + 1} steps")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import platform
 import shutil
@@ -31,6 +32,7 @@ from simplecnn.runs import (
     latest_backup,
     open_run,
     read_history,
+    read_record,
     truncate_history,
     write_files_record,
     write_record,
@@ -39,6 +41,7 @@ from simplecnn.training.budget import Plan, PlannedLength, PlannedProgbar, lengt
 from simplecnn.training.callbacks import EpochEnd, tensorboard, unshare_weights
 from simplecnn.training.hints import after_training
 from simplecnn.training.setup import Setup, float32_model, prepare
+from simplecnn.training.sizing import describe as describe_side
 
 __all__ = ["TrainResult", "train"]
 
@@ -64,6 +67,7 @@ class TrainResult:
     exports: dict[str, dict] = field(default_factory=dict)  # format -> its check (train(export=...))
     check: dict[str, int] = field(default_factory=dict)  # leaks, conflicts, copies found (check.json)
     plan: dict[str, Any] = field(default_factory=dict)  # the length asked for and planned (run.json)
+    image_size: dict[str, Any] = field(default_factory=dict)  # how --image-size auto chose (run.json)
     hints: list[str] = field(default_factory=list)  # what the curves say to do next (run.json)
 
 
@@ -110,10 +114,16 @@ def train(
     out_dir = os.fspath(out_dir)
     shard = distributed.process_slice()
     chief = shard[0] == 0
+    earlier = None if overwrite else _unfinished_size(out_dir, config)
+    if earlier is not None:  # resuming: the side the interrupted run chose, not a new choice
+        config = dataclasses.replace(config, image_size=earlier["side"])
     setup = prepare(data_dir, config, architecture, shard)
+    setup.size_choice = setup.size_choice or earlier
+    if verbose and chief and setup.size_choice and earlier is None:
+        print(describe_side(setup.size_choice), flush=True)
     lock, created = None, False
     if chief:
-        backup, lock, created = open_run(out_dir, config, setup.dataset.root, overwrite, resume)
+        backup, lock, created = open_run(out_dir, setup.config, setup.dataset.root, overwrite, resume)
     else:
         verbose, backup = 0, None if overwrite else latest_backup(out_dir)
     try:
@@ -137,6 +147,16 @@ def train(
 
         result.exports = {fmt: export_run(out_dir, fmt).check for fmt in export}
     return result
+
+
+def _unfinished_size(out_dir: str, config: TrainConfig) -> dict[str, Any] | None:
+    """The side ``--image-size auto`` chose for the unfinished run in ``out_dir`` (which the same
+    command resumes), or None."""
+    if config.image_size is not None:
+        return None
+    meta = read_record(out_dir)
+    choice = meta.get("image_size") if meta and meta.get("status") == "training" else None
+    return choice if isinstance(choice, dict) and isinstance(choice.get("side"), int) else None
 
 
 def _fit(setup: Setup, out_dir: str, backup: Backup | None, chief: bool, processes: int,
@@ -181,8 +201,9 @@ def _fit(setup: Setup, out_dir: str, backup: Backup | None, chief: bool, process
         write_files_record(out_dir, dataset, [])
         if setup.check is not None:
             write_json(os.path.join(out_dir, CHECK_FILE), setup.check)
-    planned.start_clock()
-    start = time.perf_counter()
+    probe_s = 0.0 if backup or not setup.size_choice else float(setup.size_choice["probe_s"])
+    planned.start_clock(spent=probe_s)  # choosing the image side was part of the budget
+    start = time.perf_counter() - probe_s
     fit = model.fit(setup.train_batches, epochs=length.epochs, initial_epoch=initial_epoch,
                     callbacks=[epoch_end, *callbacks, *progress], class_weight=setup.class_weight,
                     shuffle=False,  # ImageBatches shuffles, seeded per epoch (Keras's uses `random`)
@@ -198,7 +219,7 @@ def _fit(setup: Setup, out_dir: str, backup: Backup | None, chief: bool, process
                          seconds, dataset.skipped + failed, initial_epoch, model=model,
                          input_wait=epoch_end.input_wait.summary(), warnings=dataset.warnings,
                          check=setup.check["counts"] if setup.check else {},
-                         plan=_plan_record(plan))  # fmt: skip
+                         plan=_plan_record(plan), image_size=setup.size_choice or {})  # fmt: skip
     if chief:
         _finish(result, epoch_end, meta, failed, setup)
     return result
@@ -253,6 +274,8 @@ def _record(setup: Setup, precision: str, processes: int) -> dict[str, Any]:
         "cache": setup.cache,
         "precision": precision,
     }
+    if setup.size_choice:
+        meta["image_size"] = setup.size_choice
     if dataset.warnings:
         meta["warnings"] = dataset.warnings
     if processes > 1:

@@ -8,6 +8,7 @@ builds and compiles the model in the recipe's precision with its optimizer.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -15,18 +16,16 @@ from typing import Any
 import keras
 import numpy as np
 
-from simplecnn import hardware
-from simplecnn.config import ModelConfig, TrainConfig
+from simplecnn import distributed, hardware
+from simplecnn.config import BN_BATCHES, ModelConfig, TrainConfig
 from simplecnn.data import Dataset, ImageBatches, scan_folder
 from simplecnn.errors import DataError
 from simplecnn.heads import head_units, loss_name
 from simplecnn.models import build_model
 from simplecnn.training.budget import ema_momentum, ema_window, length_of
+from simplecnn.training.sizing import choose_side
 
 __all__ = ["Setup", "prepare", "make_optimizer", "build_training_model", "float32_model"]
-
-# Fixed training images whose BatchNorm statistics are recomputed each epoch: this many batches.
-BN_BATCHES = 16
 
 
 @dataclass
@@ -43,6 +42,7 @@ class Setup:
     cache: bool
     class_weight: dict[int, float] | None
     check: dict[str, Any] | None = None  # the check of copies, leaks and conflicts (check.json)
+    size_choice: dict[str, Any] | None = None  # how --image-size auto chose (run.json "image_size")
 
     @property
     def precision(self) -> str:
@@ -67,7 +67,9 @@ def prepare(
 
     Args:
         data_dir: one sub-folder per class, or ``train/`` and ``val/`` folders of that form.
-        config: the recipe (:class:`TrainConfig` defaults when ``None``).
+        config: the recipe (:class:`TrainConfig` defaults when ``None``); an ``image_size``
+            of None ("auto") is chosen here (:func:`~simplecnn.training.sizing.choose_side`),
+            and :attr:`Setup.config` holds the side chosen.
         architecture: the model's blocks and head (the seed's when ``None``); its input shape
             and classes are set from ``config`` and the data.
         shard: ``(index, count)`` of this process in a multi-process job.
@@ -90,7 +92,13 @@ def prepare(
             f"--batch-size {config.batch_size} is larger than the {len(dataset.train)} training "
             f"images in {data_dir}; use a batch size of at most {len(dataset.train)}"
         )
-    model_config = (architecture or ModelConfig()).replace(
+    architecture = architecture or ModelConfig()
+    size_choice = None
+    if config.image_size is None:  # auto: the side the time budget fits (training/sizing.py)
+        side, size_choice = choose_side(config, architecture, len(dataset.class_names),
+                                        len(dataset.train), len(dataset.val), distributed.agree)  # fmt: skip
+        config = dataclasses.replace(config, image_size=side)
+    model_config = architecture.replace(
         input_shape=(config.image_size, config.image_size, config.channels),
         num_classes=head_units(len(dataset.class_names)),
     )
@@ -107,7 +115,7 @@ def prepare(
     bn_batches = ImageBatches([dataset.train[i] for i in order[: BN_BATCHES * config.batch_size]],
                               cache=True, **common)  # fmt: skip
     return Setup(dataset, config, model_config, train_batches, val_batches, bn_batches, augment,
-                 cache, _class_weight(config, dataset), check)  # fmt: skip
+                 cache, _class_weight(config, dataset), check, size_choice)  # fmt: skip
 
 
 def _class_weight(config: TrainConfig, dataset: Dataset) -> dict[int, float] | None:
