@@ -36,6 +36,29 @@ RECIPES = {
 }
 
 
+def _value(text: str):
+    """'32' -> 32, '2e-3' -> 0.002, 'true' -> True, anything else stays text."""
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return {"true": True, "false": False, "none": None}.get(text.lower(), text)
+
+
+def candidate(text: str) -> tuple[str, dict]:
+    """'b32:batch_size=32,learning_rate=2e-3' -> ('b32', the default recipe with those settings)."""
+    name, _, settings = text.partition(":")
+    pairs = [item.split("=", 1) for item in settings.split(",") if item]
+    if not name or not pairs or any(len(pair) != 2 for pair in pairs):
+        raise argparse.ArgumentTypeError(f"expected NAME:field=value[,field=value...], got {text!r}")
+    overrides = {key: _value(value) for key, value in pairs}
+    unknown = set(overrides) - set(TrainConfig.__dataclass_fields__)
+    if unknown:
+        raise argparse.ArgumentTypeError(f"not TrainConfig fields: {', '.join(sorted(unknown))}")
+    return name, overrides
+
+
 class _Clock(keras.callbacks.Callback):
     def on_train_begin(self, logs=None):
         self.start, self.times = time.perf_counter(), []
@@ -62,7 +85,7 @@ def run_one(data_dir: str, recipe: str, size: int | str, budget: float, seed: in
         result = train(data_dir, os.path.join(tmp, "run"), config, verbose=2, callbacks=[clock])
     acc, loss = result.history["val_accuracy"], result.history["val_loss"]
     probe = result.image_size.get("probe_s", 0.0)  # auto's timing of the side, part of the budget
-    return {"recipe": recipe, "size": size, "side": result.image_size.get("side", side), "budget": budget,
+    return {"recipe": recipe, "settings": RECIPES[recipe], "size": size, "side": result.image_size.get("side", side), "budget": budget,
             "seed": seed, "seconds": round(result.seconds, 1), "plan": result.plan, "hints": result.hints,
             "image_size": result.image_size, "times": [round(t + probe, 1) for t in clock.times],
             "val_accuracy": acc, "val_loss": loss, "accuracy": result.history["accuracy"],
@@ -116,13 +139,20 @@ def plot(runs: list[dict], title: str, path: str) -> None:
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("data_dir")
-    p.add_argument("--recipes", nargs="+", default=["default", "plain"], choices=sorted(RECIPES))
+    p.add_argument("--candidate", action="append", type=candidate, default=[], metavar="NAME:FIELD=VALUE,...",
+                   help="a recipe to measure: the default with these TrainConfig settings (repeatable); "
+                        "name it in --recipes")  # fmt: skip
+    p.add_argument("--recipes", nargs="+", default=["default", "plain"])
     p.add_argument("--sizes", nargs="+", type=lambda t: t if t == "auto" else int(t), default=["auto"],
                    help="image sides (pixels), or auto (simplecnn's choice for the budget)")
     p.add_argument("--budgets", nargs="+", type=float, default=[900.0], help="seconds of training")
     p.add_argument("--seeds", nargs="+", type=int, default=[0])
     p.add_argument("--out", default="benchmarks/results/recipe_comparison")
     args = p.parse_args()
+    RECIPES.update(args.candidate)
+    unknown = [r for r in args.recipes if r not in RECIPES]
+    if unknown:
+        p.error(f"unknown recipe(s) {', '.join(unknown)}: choose from {', '.join(sorted(RECIPES))} or add --candidate")
     os.makedirs(args.out, exist_ok=True)
     path = os.path.join(args.out, "runs.jsonl")
     runs = [json.loads(line) for line in open(path)] if os.path.exists(path) else []
