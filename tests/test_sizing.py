@@ -66,6 +66,36 @@ def test_auto_takes_the_largest_side_that_fits_twenty_epochs(monkeypatch, step):
     assert "--image-size N sets it" in sizing.describe(record)
 
 
+def _images(folder, sizes):
+    from PIL import Image
+
+    folder.mkdir(exist_ok=True)
+    paths = []
+    for i, size in enumerate(sizes):
+        paths.append(str(folder / f"img_{i}.png"))
+        Image.new("RGB", size).save(paths[-1])
+    return paths
+
+
+def test_auto_is_no_larger_than_the_images(tmp_path, monkeypatch):
+    faces = _images(tmp_path / "faces", [(25, 25), (30, 20), (25, 40), (500, 300)])
+    (tmp_path / "broken.png").write_bytes(b"not an image")
+    assert sizing.native_side(faces + [str(tmp_path / "broken.png")]) == 25  # median of 25, 20, 25, 300
+    assert sizing.native_side([]) is None
+    _timed_step(monkeypatch, 0.002)  # every side fits the budget many times over
+    config = TrainConfig(time_budget=300.0, batch_size=16)
+    side, record = choose_side(config, ModelConfig(), 2, n_train=245, n_val=153, paths=faces)
+    assert side == 64 and record["native_side"] == 25 and "25 px" in record["why"]
+    icons = _images(tmp_path / "icons", [(100, 120)] * 3)
+    assert choose_side(config, ModelConfig(), 2, 245, 153, paths=icons)[0] == 128  # the side that holds 100
+    photos = _images(tmp_path / "photos", [(400, 300)] * 3)
+    side, record = choose_side(config, ModelConfig(), 2, 245, 153, paths=photos)
+    assert side == 256 and record["native_side"] == 300 and "images" not in record["why"]
+    # The bound only lowers the side: a budget that fits 64 px alone still gets 64 px.
+    _timed_step(monkeypatch, 30.0)
+    assert choose_side(config, ModelConfig(), 2, 245, 153, paths=photos)[0] == 64
+
+
 def test_the_extremes_and_the_epochs_asked_for(monkeypatch):
     calls = []
     # A fast machine trains at the seed's side; a slow one at the smallest.
@@ -119,6 +149,7 @@ class _Interrupt(keras.callbacks.Callback):
 
 def test_a_resumed_run_keeps_the_side_it_chose(pets, tmp_path, monkeypatch):
     _timed_step(monkeypatch, 30.0)  # a slow machine: only 64 px fits 3 epochs in 600 s
+    monkeypatch.setattr(sizing, "native_side", lambda paths, seed=0: None)  # 40x48 px would cap at 64
     config = TrainConfig(**FAST, epochs=3, time_budget=600.0)
     with pytest.raises(RuntimeError, match="interrupted"):
         train(pets, tmp_path / "run", config, verbose=0, callbacks=[_Interrupt()])

@@ -194,7 +194,8 @@ class TrainConfig:
     image_size: int | None = _option(
         None, "images are resized to this side in pixels; auto (the default): the largest of "
         "256 (the seed's), 192, 128, 96 and 64 at which the time budget fits 20 epochs, timed "
-        "on a few steps before training (256 when --epochs is given without --time-budget)",
+        "on a few steps before training, and no larger than the images need (256 when --epochs "
+        "is given without --time-budget)",
         low=4, high=MAX_SIDE, metavar="PIXELS|auto", auto=True)  # fmt: skip
     channels: int = _option(3, "3: RGB (the seed); 1: grayscale", choices=(1, 3))
     epochs: int | None = _option(

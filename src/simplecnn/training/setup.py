@@ -96,7 +96,8 @@ def prepare(
     size_choice = None
     if config.image_size is None:  # auto: the side the time budget fits (training/sizing.py)
         side, size_choice = choose_side(config, architecture, len(dataset.class_names),
-                                        len(dataset.train), len(dataset.val), distributed.agree)  # fmt: skip
+                                        len(dataset.train), len(dataset.val), distributed.agree,
+                                        [path for path, _ in dataset.train])  # fmt: skip
         config = dataclasses.replace(config, image_size=side)
     model_config = architecture.replace(
         input_shape=(config.image_size, config.image_size, config.channels),
