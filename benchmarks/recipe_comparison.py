@@ -67,14 +67,17 @@ class _Clock(keras.callbacks.Callback):
         self.times.append(time.perf_counter() - self.start)
 
 
-def summarize(acc: list[float]) -> dict:
-    """Best, final, final - best, and the largest swing between consecutive epochs after the
-    first fifth of the epochs."""
+def summarize(acc: list[float], loss: list[float] | None = None) -> dict:
+    """Best, final, final - best, the largest swing between consecutive epochs after the first
+    fifth of the epochs, and (given the validation losses) the kept model's accuracy: ``train``
+    keeps the epoch of lowest validation loss."""
     best = max(acc)
     start = max(1, len(acc) // 5)
     swings = np.abs(np.diff(acc[start:])) if len(acc) - start > 1 else np.array([0.0])
+    kept = {"kept": acc[int(np.nanargmin(loss))]} if loss else {}
     return {"best": best, "best_epoch": int(np.argmax(acc)) + 1, "final": acc[-1],
-            "final_minus_best": acc[-1] - best, "max_swing": float(swings.max()), "epochs": len(acc)}  # fmt: skip
+            "final_minus_best": acc[-1] - best, "max_swing": float(swings.max()), "epochs": len(acc),
+            **kept}  # fmt: skip
 
 
 def run_one(data_dir: str, recipe: str, size: int | str, budget: float, seed: int) -> dict:
@@ -89,13 +92,13 @@ def run_one(data_dir: str, recipe: str, size: int | str, budget: float, seed: in
             "seed": seed, "seconds": round(result.seconds, 1), "plan": result.plan, "hints": result.hints,
             "image_size": result.image_size, "times": [round(t + probe, 1) for t in clock.times],
             "val_accuracy": acc, "val_loss": loss, "accuracy": result.history["accuracy"],
-            "learning_rate": result.history.get("learning_rate", []), **summarize(acc)}  # fmt: skip
+            "learning_rate": result.history.get("learning_rate", []), **summarize(acc, loss)}  # fmt: skip
 
 
 def table(runs: list[dict]) -> list[str]:
     """One markdown line per (recipe, size, budget): mean and spread over seeds."""
-    lines = ["| recipe | px | budget (s) | seeds | epochs | final val acc (min-max) | best | final - best | max swing after 1/5 |",
-             "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    lines = ["| recipe | px | budget (s) | seeds | epochs | final val acc (min-max) | kept model | best | final - best | max swing after 1/5 |",
+             "|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
     keys = sorted({(r["recipe"], r["size"], r["budget"]) for r in runs}, key=lambda k: (k[2], str(k[1]), k[0]))
     for recipe, size, budget in keys:
         rs = [r for r in runs if (r["recipe"], r["size"], r["budget"]) == (recipe, size, budget)]
@@ -104,10 +107,22 @@ def table(runs: list[dict]) -> list[str]:
         shown = f"auto ({', '.join(map(str, sides))})" if size == "auto" else size
         lines.append(
             f"| {recipe} | {shown} | {budget:g} | {len(rs)} | {np.mean([r['epochs'] for r in rs]):.0f} "
-            f"| **{np.mean(final):.3f}** ({min(final):.3f}-{max(final):.3f}) | {np.mean([r['best'] for r in rs]):.3f} "
+            f"| **{np.mean(final):.3f}** ({min(final):.3f}-{max(final):.3f}) | {_kept(rs)} "
+            f"| {np.mean([r['best'] for r in rs]):.3f} "
             f"| {np.mean([r['final_minus_best'] for r in rs]):+.3f} | {max(r['max_swing'] for r in rs):.3f} |"
         )  # fmt: skip
     return lines
+
+
+def _kept(runs: list[dict]) -> str:
+    """Mean accuracy of the kept models (lowest validation loss; of the last ``train`` call's
+    epochs for progressive_resizing.py's runs), from the recorded curves."""
+    kept = []
+    for r in runs:
+        last = -r["phases"][-1]["epochs"] if "phases" in r else 0
+        acc, loss = r["val_accuracy"][last:], r["val_loss"][last:]
+        kept.append(acc[int(np.nanargmin(loss))])
+    return f"{np.mean(kept):.3f}"
 
 
 def _label(run: dict) -> str:
@@ -148,10 +163,14 @@ def main() -> int:
     p.add_argument("--budgets", nargs="+", type=float, default=[900.0], help="seconds of training")
     p.add_argument("--seeds", nargs="+", type=int, default=[0])
     p.add_argument("--out", default="benchmarks/results/recipe_comparison")
+    p.add_argument("--table-only", action="store_true",
+                   help="train nothing: write the table, curves.csv and curves.png from --out's runs.jsonl")  # fmt: skip
     args = p.parse_args()
     RECIPES.update(args.candidate)
     unknown = [r for r in args.recipes if r not in RECIPES]
-    if unknown:
+    if args.table_only:
+        args.budgets = []
+    elif unknown:
         p.error(f"unknown recipe(s) {', '.join(unknown)}: choose from {', '.join(sorted(RECIPES))} or add --candidate")
     os.makedirs(args.out, exist_ok=True)
     path = os.path.join(args.out, "runs.jsonl")
