@@ -10,8 +10,8 @@ fastai's progressive resizing runs one ``fit_one_cycle`` per size). Each phase's
 counts; scanning the folder again does not (``train``'s own seconds). Results go to
 ``runs.jsonl`` (one line per seed, in the layout ``recipe_comparison.py`` writes, recipe
 ``progressive``): give both scripts the same ``--out`` and ``recipe_comparison.py`` tables and
-plots them together. Run it with nothing
-else running on the machine: the budget is wall-clock time.
+plots them together. Run it with nothing else running on the machine: the budget is wall-clock
+time.
 """
 
 from __future__ import annotations
@@ -70,8 +70,7 @@ def run_one(data_dir: str, sides: tuple[int, int], split: float, budget: float, 
     return {"recipe": "progressive", "settings": {"sides": list(sides), "split": split},
             "size": "-".join(map(str, sides)), "side": sides[-1], "budget": budget, "seed": seed,
             "seconds": round(spent, 1), "phases": phases, "times": times, "val_accuracy": acc,
-            "val_loss": loss, "accuracy": train_acc, "learning_rate": lr, **summarize(acc),
-            "final": acc[-1]}  # fmt: skip
+            "val_loss": loss, "accuracy": train_acc, "learning_rate": lr, **summarize(acc)}  # fmt: skip
 
 
 def main() -> int:

@@ -67,17 +67,14 @@ class _Clock(keras.callbacks.Callback):
         self.times.append(time.perf_counter() - self.start)
 
 
-def summarize(acc: list[float], loss: list[float] | None = None) -> dict:
-    """Best, final, final - best, the largest swing between consecutive epochs after the first
-    fifth of the epochs, and (given the validation losses) the kept model's accuracy: ``train``
-    keeps the epoch of lowest validation loss."""
+def summarize(acc: list[float]) -> dict:
+    """Best, final, final - best, and the largest swing between consecutive epochs after the
+    first fifth of the epochs (the kept model's accuracy is read from the curves: _kept)."""
     best = max(acc)
     start = max(1, len(acc) // 5)
     swings = np.abs(np.diff(acc[start:])) if len(acc) - start > 1 else np.array([0.0])
-    kept = {"kept": acc[int(np.nanargmin(loss))]} if loss else {}
     return {"best": best, "best_epoch": int(np.argmax(acc)) + 1, "final": acc[-1],
-            "final_minus_best": acc[-1] - best, "max_swing": float(swings.max()), "epochs": len(acc),
-            **kept}  # fmt: skip
+            "final_minus_best": acc[-1] - best, "max_swing": float(swings.max()), "epochs": len(acc)}  # fmt: skip
 
 
 def run_one(data_dir: str, recipe: str, size: int | str, budget: float, seed: int) -> dict:
@@ -92,7 +89,7 @@ def run_one(data_dir: str, recipe: str, size: int | str, budget: float, seed: in
             "seed": seed, "seconds": round(result.seconds, 1), "plan": result.plan, "hints": result.hints,
             "image_size": result.image_size, "times": [round(t + probe, 1) for t in clock.times],
             "val_accuracy": acc, "val_loss": loss, "accuracy": result.history["accuracy"],
-            "learning_rate": result.history.get("learning_rate", []), **summarize(acc, loss)}  # fmt: skip
+            "learning_rate": result.history.get("learning_rate", []), **summarize(acc)}  # fmt: skip
 
 
 def table(runs: list[dict]) -> list[str]:

@@ -89,14 +89,15 @@ def choose_side(
     needed = min(MIN_EPOCHS, length.epochs)
     fit = {s: epochs_that_fit(budget, step, s, train_steps, val_steps) for s in SIDES}
     fitting = [s for s in SIDES if fit[s] >= needed and _fits_memory(architecture, s, config)]
-    side = int(agree(fitting[0] if fitting else SIDES[-1]))
+    side = fitting[0] if fitting else SIDES[-1]
     budget_text = f"{format_seconds(length.budget)} of training"
     why = (f"the largest side that fits {needed} epochs in {budget_text}" if fitting
            else f"no side fits {needed} epochs in {budget_text}, so the smallest")  # fmt: skip
     if side > largest:
         why = (f"the images' own size: {native} px (their median shorter side), so at most {largest} "
                f"px, where {side} px would fit {needed} epochs in {budget_text}")  # fmt: skip
-        side = int(agree(largest))
+        side = largest
+    side = int(agree(side))  # one collective call, whatever this process found
     record = {"asked": "auto", "side": side, "probe_s": round(probe_s, 2), "why": why,
               "native_side": native, "step_seconds_at_128": round(step, 4),
               "epochs_that_fit": {str(s): round(min(fit[s], length.epochs), 1) for s in SIDES}}  # fmt: skip
