@@ -201,6 +201,20 @@ def test_hints_say_when_the_model_only_answers_the_largest_class_and_why():
     assert after_training(history, {"val_accuracy": 0.9}, 800.0, plan, {"cats": 55, "dogs": 45}, 64) == []
 
 
+def test_hints_blame_stale_batchnorm_statistics_when_precise_bn_was_off():
+    # The recorded plain recipe on the lfw faces at 256 px (recipe_auto_lfw_300, seed 0): 20
+    # epochs of 4 steps, training accuracy 0.975, every validation image called 'background'.
+    history = _history([0.69] * 20, acc=0.975, val_acc=0.5)
+    counts = {"background": 20, "person": 20}
+    [hint] = after_training(history, {"val_accuracy": 0.5}, 280.0, {"budget_s": 300.0}, counts, 256, bn_updates=80)
+    assert "BatchNorm statistics averaged over only 80 training steps (45% of them" in hint
+    assert "drop --no-precise-bn" in hint
+    # Enough steps for the averages to settle, or precise BN on: the other causes.
+    for updates in (400, None):
+        [hint] = after_training(history, {"val_accuracy": 0.5}, 280.0, {"budget_s": 300.0}, counts, 256, updates)
+        assert "BatchNorm" not in hint and "not in a way that carries" in hint
+
+
 def test_hints_say_what_a_longer_run_would_cost():
     history = _history([0.9, 0.8, 0.7, 0.6, 0.55, 0.5, 0.45, 0.4])
     [hint] = after_training(history, {"val_accuracy": 0.78}, 400.0, {"budget_s": 450.0}, {"a": 5, "b": 5}, 64)

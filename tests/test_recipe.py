@@ -10,7 +10,8 @@ from imagegen import make_folder
 from simplecnn.cli import main
 from simplecnn.config import AUGMENT_BELOW, PLAIN_RECIPE, TrainConfig
 from simplecnn.lr_find import _valley, lr_find
-from simplecnn.training import make_optimizer, train
+from simplecnn.heads import encode_labels, one_hot_targets
+from simplecnn.training import make_loss, make_optimizer, train
 
 
 def test_augmentation_is_on_for_small_folders_only():
@@ -52,6 +53,44 @@ def test_plain_recipe_from_the_command_line(tmp_path):
     assert cfg["schedule"] == "constant" and cfg["batch_size"] == 32
     assert cfg["precise_bn"] is False and meta["augment"] is False
     assert meta["train_config"]["epochs"] == 1  # an explicit flag beats the recipe
+
+
+@pytest.mark.multibackend
+def test_label_smoothing_is_keras_own_loss_on_the_targets_the_batches_give():
+    probs = np.array([[0.7, 0.2, 0.1], [0.1, 0.1, 0.8]], np.float32)
+    eps = 0.2
+    assert one_hot_targets(3, eps) and not one_hot_targets(3, 0.0) and not one_hot_targets(1, eps)
+    targets = encode_labels([0, 2], 3, one_hot=True)
+    smoothed = (1 - eps) * np.eye(3)[[0, 2]] + eps / 3  # the true class 1 - eps + eps/K, others eps/K
+    expected = np.mean(-(smoothed * np.log(probs)).sum(axis=1))
+    got = float(keras.ops.convert_to_numpy(make_loss(3, eps)(targets, probs)))
+    assert got == pytest.approx(expected, rel=1e-5)
+    p = np.array([[0.9], [0.2]], np.float32)
+    y = encode_labels([1, 0], 1)
+    t = y * (1 - eps) + eps / 2
+    expected = np.mean(-(t * np.log(p) + (1 - t) * np.log(1 - p)))
+    assert float(keras.ops.convert_to_numpy(make_loss(1, eps)(y, p))) == pytest.approx(expected, rel=1e-4)
+    assert make_loss(3) == "sparse_categorical_crossentropy" and make_loss(1) == "binary_crossentropy"
+
+
+@pytest.mark.parametrize("classes", [("cats", "dogs", "eels"), ("cats", "dogs")])
+def test_a_label_smoothed_run_keeps_a_model_keras_loads_alone(tmp_path, classes):
+    data = make_folder(str(tmp_path / "data"), classes=classes, per_class=8)
+    result = train(data, str(tmp_path / "run"), TrainConfig(image_size=32, epochs=2, batch_size=8,
+                                                            label_smoothing=0.1), verbose=0)  # fmt: skip
+    assert all(np.isfinite(result.history["val_loss"])) and len(result.history["val_accuracy"]) == 2
+    model = keras.models.load_model(str(tmp_path / "run" / "model.keras"))  # no simplecnn class in it
+    kind = keras.losses.BinaryCrossentropy if len(classes) == 2 else keras.losses.CategoricalCrossentropy
+    assert isinstance(model.loss, kind) and model.loss.label_smoothing == pytest.approx(0.1)
+    meta = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert meta["train_config"]["label_smoothing"] == 0.1
+
+
+def test_the_size_probe_takes_the_smoothed_targets():
+    from simplecnn.config import ModelConfig
+    from simplecnn.training.sizing import _step_seconds
+
+    assert _step_seconds(TrainConfig(batch_size=2, label_smoothing=0.1), ModelConfig(), 3) > 0
 
 
 def test_valley_is_inside_the_longest_fall():

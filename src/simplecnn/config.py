@@ -211,6 +211,10 @@ class TrainConfig:
     augment: bool | None = _option(
         None, "random flip, +-10 degree rotation, 0.9-1.1 zoom, +-10%% shift, brightness and "
         f"contrast of training images (default: on below {AUGMENT_BELOW:,} training images)")
+    label_smoothing: float = _option(
+        0.0, "label smoothing: train towards (1 - EPS) on the true class and EPS spread evenly "
+        "over all classes, Keras's cross-entropy label_smoothing (0: off)",
+        low=0.0, high=0.5, metavar="EPS")  # fmt: skip
     class_weight: str | None = _option(None, "weight classes inversely to their frequency",
                                        choices=("balanced",))  # fmt: skip
     optimizer: str = _option("adam", "adam, or adamw (decoupled weight decay)",

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["head_units", "num_classes_of", "loss_name", "class_probabilities", "decide"]
+__all__ = ["head_units", "num_classes_of", "loss_name", "one_hot_targets", "encode_labels",
+           "class_probabilities", "decide"]
 
 
 def head_units(num_classes: int) -> int:
@@ -23,8 +24,27 @@ def num_classes_of(units: int) -> int:
 
 
 def loss_name(units: int) -> str:
-    """The Keras loss for an output layer of ``units`` units (integer labels)."""
+    """The Keras loss for an output layer of ``units`` units (targets as :func:`encode_labels`
+    makes them without ``one_hot``)."""
     return "binary_crossentropy" if units == 1 else "sparse_categorical_crossentropy"
+
+
+def one_hot_targets(units: int, label_smoothing: float) -> bool:
+    """Whether training takes one-hot targets: a softmax head with label smoothing (Keras's
+    sparse cross-entropy has no label smoothing, its categorical one does; the sigmoid
+    head's 0/1 targets are smoothed by the binary cross-entropy itself)."""
+    return units > 1 and label_smoothing > 0
+
+
+def encode_labels(labels: np.ndarray, units: int, one_hot: bool = False) -> np.ndarray:
+    """Class indices -> the targets the loss takes: a float 0/1 column for the sigmoid head,
+    int32 indices for a softmax, or float32 one-hot rows when ``one_hot``."""
+    labels = np.asarray(labels, dtype=np.int64).reshape(-1)
+    if units == 1:
+        return labels.astype(np.float32).reshape(-1, 1)
+    if one_hot:
+        return np.eye(units, dtype=np.float32)[labels]
+    return labels.astype(np.int32)
 
 
 def class_probabilities(outputs: np.ndarray) -> np.ndarray:

@@ -18,6 +18,7 @@ import numpy as np
 from simplecnn.data.folders import Skipped
 from simplecnn.data.images import augment, load_image, scale_pixels
 from simplecnn.errors import DataError
+from simplecnn.heads import encode_labels
 
 __all__ = ["ImageBatches", "MirroredBatches"]
 
@@ -31,6 +32,8 @@ class ImageBatches(keras.utils.PyDataset):
         channels: 3 (RGB) or 1 (grayscale).
         batch_size: images per batch (the last batch may be smaller).
         num_classes: 1 for the sigmoid head (labels become float 0/1), else the class count.
+        one_hot: give a softmax head's labels as one-hot rows (for a smoothed categorical
+            loss), not class indices (:func:`simplecnn.heads.encode_labels`).
         shuffle: reshuffle every epoch (seeded: the order depends only on ``seed`` and epoch).
         augment: random flip / rotation / zoom, seeded per image and epoch.
         cache: keep decoded images in memory after their first read.
@@ -61,6 +64,7 @@ class ImageBatches(keras.utils.PyDataset):
         workers: int | None = None,
         max_queue_size: int = 8,
         shard: tuple[int, int] = (0, 1),
+        one_hot: bool = False,
     ) -> None:
         if workers is None:
             workers = min(8, (os.cpu_count() or 1) * 2)
@@ -76,6 +80,7 @@ class ImageBatches(keras.utils.PyDataset):
         self.channels = channels
         self.batch_size = batch_size
         self.num_classes = num_classes
+        self.one_hot = one_hot
         self.shuffle = shuffle
         self.augment = augment
         self.seed = seed
@@ -144,11 +149,7 @@ class ImageBatches(keras.utils.PyDataset):
             if self.augment:
                 image = augment(image, np.random.default_rng([self.seed, epoch, int(i)]))
             images.append(image)
-        labels = np.array([self.items[int(i)][1] for i in indices])
-        if self.num_classes == 1:
-            labels = labels.astype(np.float32).reshape(-1, 1)
-        else:
-            labels = labels.astype(np.int32)
+        labels = encode_labels([self.items[int(i)][1] for i in indices], self.num_classes, self.one_hot)
         return scale_pixels(np.stack(images)), labels
 
     def __getitem__(self, batch: int) -> tuple[np.ndarray, np.ndarray]:

@@ -19,12 +19,13 @@ from simplecnn.training.setup import (
     Setup,
     build_training_model,
     float32_model,
+    make_loss,
     make_optimizer,
     prepare,
 )
 
 __all__ = [
-    "TrainResult", "train", "Setup", "prepare", "make_optimizer", "build_training_model",
+    "TrainResult", "train", "Setup", "prepare", "make_optimizer", "make_loss", "build_training_model",
     "float32_model", "EpochEnd", "averaged_weights", "recompute_batchnorm", "unshare_weights",
     "evaluate", "predict", "load_run", "Run", "RunError", "TrainingError", "PREDICT_BATCH",
 ]  # fmt: skip

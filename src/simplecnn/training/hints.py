@@ -2,8 +2,9 @@
 run.json (``hints``). Plain arithmetic on the history, no Keras.
 
 - The kept model is no better than always answering the largest class: said plainly, with the
-  likely cause (too few epochs for the image size, a learning rate the model could not learn
-  with, or validation images unlike the training ones).
+  likely cause (too few epochs for the image size, BatchNorm statistics that had too few steps
+  to settle, a learning rate the model could not learn with, or validation images unlike the
+  training ones).
 - Validation was still improving at the end (loss and accuracy) and the model was neither
   overfitting nor fitting its training images already: what a longer
   run would cost (a hint, not a promise: a cosine schedule's last epochs lower the validation
@@ -25,6 +26,11 @@ GAP = 0.10
 FITTED = 0.99
 # Fewer epochs than this in a time budget: suggest a smaller image size.
 FEW_EPOCHS = 8
+# BatchNorm's moving averages (Keras's default momentum, the seed's) still hold more than
+# STALE_BN of their starting values after fewer than log(STALE_BN) / log(BN_MOMENTUM) steps
+# (298): validation without precise BN then runs on statistics unlike the images'.
+BN_MOMENTUM = 0.99
+STALE_BN = 0.05
 
 
 def majority_share(counts: dict[str, int]) -> tuple[str, float]:
@@ -54,7 +60,8 @@ def still_improving(history: dict[str, Sequence[float]]) -> bool:
 
 
 def after_training(history: dict[str, Sequence[float]], best: dict[str, float], seconds: float,
-                   plan: dict[str, Any], val_counts: dict[str, int], image_size: int) -> list[str]:  # fmt: skip
+                   plan: dict[str, Any], val_counts: dict[str, int], image_size: int,
+                   bn_updates: int | None = None) -> list[str]:  # fmt: skip
     """The hints for a finished run (an empty list when there is nothing to say).
 
     Args:
@@ -64,6 +71,8 @@ def after_training(history: dict[str, Sequence[float]], best: dict[str, float], 
         plan: run.json's ``plan`` (:func:`simplecnn.training.loop._plan_record`).
         val_counts: validation images per class.
         image_size: the side images were trained at.
+        bn_updates: the training steps BatchNorm's moving averages were updated in, when
+            validation used them (precise BN off); None when precise BN recomputed them.
     """
     hints = []
     epochs = len(history.get("loss", []))
@@ -75,7 +84,7 @@ def after_training(history: dict[str, Sequence[float]], best: dict[str, float], 
         if best["val_accuracy"] <= share + max(0.01, 1.0 / n_val):
             hints.append(f"the kept model is no better than always answering {name!r} (validation "
                          f"accuracy {best['val_accuracy']:.3f}; {name!r} is {share:.1%} of the "
-                         f"validation images): {_cause(history, epochs, image_size, budgeted)}")  # fmt: skip
+                         f"validation images): {_cause(history, epochs, image_size, budgeted, bn_updates)}")  # fmt: skip
     if still_improving(history):
         more = _longer(plan, seconds, per_epoch, epochs)
         hints.append(f"validation loss was still falling at the end (best epoch {_best_epoch(history)} "
@@ -86,13 +95,20 @@ def after_training(history: dict[str, Sequence[float]], best: dict[str, float], 
     return hints
 
 
-def _cause(history: dict[str, Sequence[float]], epochs: int, image_size: int, budgeted: bool) -> str:
+def _cause(history: dict[str, Sequence[float]], epochs: int, image_size: int, budgeted: bool,
+           bn_updates: int | None) -> str:  # fmt: skip
     train_acc = history.get("accuracy", [0.0])[-1]
     val_acc = history.get("val_accuracy", [0.0])[-1]
     if epochs < FEW_EPOCHS:
         fix = "a longer --time-budget" if budgeted else "more --epochs"
         smaller = f" or --image-size {image_size // 2}" if image_size > 64 else ""
         return f"only {epochs} epochs ran, too few for {image_size} px images; try {fix}{smaller}"
+    left = BN_MOMENTUM**bn_updates if bn_updates is not None else 0.0
+    if train_acc - val_acc >= GAP and left > STALE_BN:
+        return (f"training accuracy is {train_acc:.3f}, but validation ran on BatchNorm statistics "
+                f"averaged over only {bn_updates} training steps ({left:.0%} of them still their "
+                "starting values); turn precise BN back on (drop --no-precise-bn or --recipe "
+                "plain), which recomputes them on training images")  # fmt: skip
     if train_acc - val_acc < GAP:
         return (f"training accuracy is {train_acc:.3f}: the model did not learn; try another "
                 "--learning-rate (simplecnn lr-find suggests one)")

@@ -20,12 +20,12 @@ from simplecnn import distributed, hardware
 from simplecnn.config import BN_BATCHES, ModelConfig, TrainConfig
 from simplecnn.data import Dataset, ImageBatches, scan_folder
 from simplecnn.errors import DataError
-from simplecnn.heads import head_units, loss_name
+from simplecnn.heads import head_units, loss_name, one_hot_targets
 from simplecnn.models import build_model
 from simplecnn.training.budget import ema_momentum, ema_window, length_of
 from simplecnn.training.sizing import choose_side
 
-__all__ = ["Setup", "prepare", "make_optimizer", "build_training_model", "float32_model"]
+__all__ = ["Setup", "prepare", "make_optimizer", "make_loss", "build_training_model", "float32_model"]
 
 
 @dataclass
@@ -107,7 +107,8 @@ def prepare(
     cache = config.cache_for(len(dataset.train) + len(dataset.val))
     common = dict(image_size=(config.image_size, config.image_size), channels=config.channels,
                   batch_size=config.batch_size, num_classes=model_config.num_classes,
-                  seed=config.seed)  # fmt: skip
+                  seed=config.seed,
+                  one_hot=one_hot_targets(model_config.num_classes, config.label_smoothing))  # fmt: skip
     augment = config.augment_for(len(dataset.train))
     train_batches = ImageBatches(dataset.train, shuffle=True, augment=augment, shard=shard,
                                  cache=cache, **common)  # fmt: skip
@@ -162,9 +163,20 @@ def build_training_model(
     with hardware.dtype_policy(hardware.training_precision(config.precision)):
         model = build_model(style, model_config)
     model.compile(optimizer=optimizer or make_optimizer(config, steps_per_epoch),
-                  loss=loss_name(model_config.num_classes), metrics=["accuracy"],
-                  jit_compile=hardware.jit_compile())  # fmt: skip
+                  loss=make_loss(model_config.num_classes, config.label_smoothing),
+                  metrics=["accuracy"], jit_compile=hardware.jit_compile())  # fmt: skip
     return model
+
+
+def make_loss(units: int, label_smoothing: float = 0.0) -> str | keras.losses.Loss:
+    """The cross-entropy for an output layer of ``units`` units: Keras's own, by name, or with
+    ``label_smoothing`` (a Keras class, so ``model.keras`` loads without simplecnn); a smoothed
+    softmax head takes one-hot targets (:func:`simplecnn.heads.one_hot_targets`)."""
+    if not label_smoothing:
+        return loss_name(units)
+    if units == 1:
+        return keras.losses.BinaryCrossentropy(label_smoothing=label_smoothing)
+    return keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing)
 
 
 def float32_model(style: str, model_config: ModelConfig) -> keras.Model:

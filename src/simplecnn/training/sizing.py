@@ -32,7 +32,7 @@ from simplecnn import hardware
 from simplecnn.config import BN_BATCHES, ModelConfig, TrainConfig
 from simplecnn.data.images import scale_pixels
 from simplecnn.errors import UsageError
-from simplecnn.heads import head_units
+from simplecnn.heads import encode_labels, head_units, one_hot_targets
 from simplecnn.training.budget import format_seconds, length_of
 
 __all__ = ["SIDES", "SEED_SIDE", "MIN_EPOCHS", "choose_side", "epochs_that_fit", "native_side"]
@@ -157,8 +157,8 @@ def _step_seconds(config: TrainConfig, architecture: ModelConfig, num_classes: i
     rng = np.random.default_rng(config.seed)
     x = scale_pixels(rng.integers(0, 256, (config.batch_size, PROBE_SIDE, PROBE_SIDE, config.channels)))
     units = model_config.num_classes
-    labels = rng.integers(0, max(2, units), config.batch_size)  # as ImageBatches gives them
-    y = labels[:, None].astype(np.float32) if units == 1 else labels.astype(np.int32)
+    y = encode_labels(rng.integers(0, max(2, units), config.batch_size), units,
+                      one_hot_targets(units, config.label_smoothing))  # fmt: skip
     distribution = keras.distribution.distribution()
     keras.distribution.set_distribution(None)
     try:
