@@ -103,15 +103,15 @@ def _cause(history: dict[str, Sequence[float]], epochs: int, image_size: int, bu
         fix = "a longer --time-budget" if budgeted else "more --epochs"
         smaller = f" or --image-size {image_size // 2}" if image_size > 64 else ""
         return f"only {epochs} epochs ran, too few for {image_size} px images; try {fix}{smaller}"
+    if train_acc - val_acc < GAP:
+        return (f"training accuracy is {train_acc:.3f}: the model did not learn; try another "
+                "--learning-rate (simplecnn lr-find suggests one)")
     left = BN_MOMENTUM**bn_updates if bn_updates is not None else 0.0
-    if train_acc - val_acc >= GAP and left > STALE_BN:
+    if left > STALE_BN:
         return (f"training accuracy is {train_acc:.3f}, but validation ran on BatchNorm statistics "
                 f"averaged over only {bn_updates} training steps ({left:.0%} of them still their "
                 "starting values); turn precise BN back on (drop --no-precise-bn or --recipe "
                 "plain), which recomputes them on training images")  # fmt: skip
-    if train_acc - val_acc < GAP:
-        return (f"training accuracy is {train_acc:.3f}: the model did not learn; try another "
-                "--learning-rate (simplecnn lr-find suggests one)")
     return (f"training accuracy is {train_acc:.3f}: the model learned the training images but "
             "not in a way that carries to the validation images; check that both hold the same "
             "kind of photos (simplecnn check)")

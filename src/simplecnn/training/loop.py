@@ -308,13 +308,14 @@ def _finish(result: TrainResult, epoch_end: EpochEnd, meta: dict[str, Any], fail
     elif epoch_end.stopped_early:
         result.stopped = "early"
     reports.plot_history(result.history, os.path.join(out_dir, CURVES_FILE))
-    bn_updates = None if setup.config.precise_bn else len(result.history.get("loss", [])) * len(setup.train_batches)
+    epochs_run = len(result.history.get("loss", []))
+    bn_updates = None if setup.config.precise_bn else epochs_run * len(setup.train_batches)
     result.hints = after_training(result.history, result.best, result.seconds, result.plan,
                                   setup.dataset.counts(setup.dataset.val), setup.config.image_size,
                                   bn_updates)  # fmt: skip
     meta.update(
         status="done" if result.stopped != "nan" else "stopped: nan loss",
-        epochs_run=len(result.history.get("loss", [])),
+        epochs_run=epochs_run,
         best_epoch=result.best_epoch,
         best=result.best,
         train_seconds=round(result.seconds, 2),
