@@ -10,8 +10,11 @@ from imagegen import make_folder
 from simplecnn.cli import main
 from simplecnn.config import AUGMENT_BELOW, PLAIN_RECIPE, TrainConfig
 from simplecnn.lr_find import _valley, lr_find
+from simplecnn.data import ImageBatches
+from simplecnn.data.images import mix_batch
 from simplecnn.heads import encode_labels, one_hot_targets
 from simplecnn.training import make_loss, make_optimizer, train
+from simplecnn.training.setup import MixedBinaryAccuracy
 
 
 def test_augmentation_is_on_for_small_folders_only():
@@ -191,3 +194,98 @@ def test_early_stopping_counts_epochs_without_a_better_validation_loss(
     assert stopped_at == stops_after
     assert keeper.best_epoch == 1 and keeper.best == pytest.approx(0.8)
     assert (tmp_path / "model.keras").is_file()
+
+
+def _partner_share(mixed: np.ndarray, x: np.ndarray, i: int, j: int) -> float | None:
+    """The share of image ``i`` that is its own if ``mixed[i]`` blends ``x[i]`` with ``x[j]``."""
+    a, b = (x[i] - x[j]).ravel(), (mixed[i] - x[j]).ravel()
+    lam = float(a @ b / (a @ a))
+    return lam if np.allclose(lam * x[i] + (1 - lam) * x[j], mixed[i], atol=1e-5) else None
+
+
+def test_mixup_blends_each_image_with_one_partner_and_its_target_in_the_same_share():
+    x = np.random.default_rng(0).random((8, 12, 10, 3)).astype(np.float32)
+    labels = [0, 1, 2, 0, 1, 2, 0, 1]
+    y = encode_labels(labels, 3, one_hot=True)
+    mixed, t = mix_batch(x, y, "mixup", np.random.default_rng(5))
+    again = mix_batch(x, y, "mixup", np.random.default_rng(5))
+    assert np.array_equal(mixed, again[0]) and np.array_equal(t, again[1])  # the generator fixes it
+    assert mixed.dtype == np.float32 and t.dtype == np.float32
+    np.testing.assert_allclose(t.sum(axis=1), 1.0, rtol=1e-6)
+    shares = set()
+    for i in range(8):
+        if np.allclose(mixed[i], x[i]):  # paired with itself: unchanged
+            assert np.allclose(t[i], y[i])
+            continue
+        found = [(j, lam) for j in range(8) if j != i and (lam := _partner_share(mixed, x, i, j)) is not None]
+        (j, lam), = found
+        np.testing.assert_allclose(t[i], lam * y[i] + (1 - lam) * y[j], atol=1e-5)
+        shares.add(round(lam, 4))
+    assert len(shares) == 1 and 0 < shares.pop() < 1  # one proportion per batch
+
+
+def test_cutmix_pastes_one_box_and_mixes_the_targets_by_its_area():
+    x = np.random.default_rng(1).random((6, 16, 20, 3)).astype(np.float32)
+    y = encode_labels([0, 1, 1, 0, 1, 0], 1)  # the sigmoid head's 0/1 column
+    for seed in range(20):
+        mixed, t = mix_batch(x, y, "cutmix", np.random.default_rng(seed))
+        boxes = set()
+        for i in range(6):
+            changed = (mixed[i] != x[i]).any(axis=-1)
+            if not changed.any():
+                continue
+            rows, cols = np.nonzero(changed)
+            box = (rows.min(), rows.max() + 1, cols.min(), cols.max() + 1)
+            assert changed.sum() == (box[1] - box[0]) * (box[3] - box[2])  # a rectangle
+            j = next(j for j in range(6) if np.array_equal(mixed[i][changed], x[j][changed]))
+            area = changed.mean()
+            np.testing.assert_allclose(t[i], (1 - area) * y[i] + area * y[j], atol=1e-6)
+            boxes.add(box)
+        assert len(boxes) <= 1  # the same box for the whole batch
+
+
+def test_mixed_batches_are_fixed_by_seed_and_epoch(tmp_path):
+    data = make_folder(str(tmp_path / "data"), per_class=8)
+    items = [(str(p), int(p.parent.name == "dogs")) for p in sorted((tmp_path / "data").rglob("img_*"))]
+    assert len(items) == 16, data
+
+    def batches(seed):
+        return ImageBatches(items, (24, 24), batch_size=8, shuffle=True, mix="mixup", seed=seed, workers=1)
+
+    a, b = batches(3), batches(3)
+    x, t = a[0]
+    assert np.array_equal(x, b[0][0]) and np.array_equal(t, b[0][1])
+    assert t.dtype == np.float32 and ((t > 0) & (t < 1)).any()  # some targets are mixed
+    a.on_epoch_end()
+    assert not np.array_equal(a[0][0], x)
+    with pytest.raises(ValueError, match="float targets"):  # a softmax's class indices can't be mixed
+        mix_batch(x, np.zeros(8, np.int32), "mixup", np.random.default_rng(0))
+
+
+def test_mixed_binary_accuracy_counts_the_larger_share():
+    y_true = np.array([[0.7], [0.2], [1.0], [0.45]], np.float32)
+    y_pred = np.array([[0.9], [0.6], [0.8], [0.3]], np.float32)
+    metric = MixedBinaryAccuracy()
+    metric.update_state(y_true, y_pred)
+    assert float(metric.result()) == pytest.approx(0.75) and metric.name == "accuracy"
+    keras_own = keras.metrics.BinaryAccuracy()
+    keras_own.update_state(y_true, y_pred)
+    assert float(keras_own.result()) == pytest.approx(0.25)  # why it is needed: only exact 0/1 count
+
+
+@pytest.mark.multibackend
+@pytest.mark.parametrize("classes, kind", [(("cats", "dogs"), "mixup"), (("cats", "dogs", "eels"), "cutmix")])
+def test_a_mixed_run_trains_and_keeps_a_model_keras_loads_alone(tmp_path, classes, kind):
+    import zipfile
+
+    data = make_folder(str(tmp_path / "data"), classes=classes, per_class=8)
+    result = train(data, str(tmp_path / "run"), TrainConfig(image_size=32, epochs=2, batch_size=8, mix=kind,
+                                                            precision="float32"), verbose=0)  # fmt: skip
+    assert all(np.isfinite(result.history["loss"])) and all(np.isfinite(result.history["val_loss"]))
+    assert all(0 <= a <= 1 for a in result.history["accuracy"]) and len(result.history["accuracy"]) == 2
+    with zipfile.ZipFile(tmp_path / "run" / "model.keras") as archive:
+        assert "simplecnn>" not in archive.read("config.json").decode()  # no class registered by simplecnn
+    model = keras.models.load_model(str(tmp_path / "run" / "model.keras"))
+    assert model.predict(np.zeros((1, 32, 32, 3), np.float32), verbose=0).shape[-1] == (1 if len(classes) == 2 else 3)
+    meta = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert meta["train_config"]["mix"] == kind

@@ -11,7 +11,7 @@ from simplecnn.errors import ConfigError
 
 __all__ = [
     "ModelConfig", "TrainConfig", "PLAIN_RECIPE", "AUGMENT_BELOW", "CACHE_BELOW_BYTES", "PRECISIONS",
-    "STYLE_NAMES", "MAX_SIDE", "flag_fields",
+    "STYLE_NAMES", "MAX_SIDE", "MIX_KINDS", "flag_fields",
 ]  # fmt: skip
 
 # The model styles (simplecnn.models.STYLES builds them, in this order).
@@ -157,6 +157,9 @@ class ModelConfig:
 # Folders with fewer training images than this are augmented by default.
 AUGMENT_BELOW = 10_000
 
+# TrainConfig.mix: the kinds of image mixing (simplecnn.data.images.mix_batch).
+MIX_KINDS = ("mixup", "cutmix")
+
 # TrainConfig.precision: "auto" (see simplecnn.hardware) or a Keras dtype policy.
 PRECISIONS = ("auto", "float32", "mixed_bfloat16")
 
@@ -215,6 +218,10 @@ class TrainConfig:
         0.0, "label smoothing: train towards (1 - EPS) on the true class and EPS spread evenly "
         "over all classes, Keras's cross-entropy label_smoothing (0: off)",
         low=0.0, high=0.5, metavar="EPS")  # fmt: skip
+    mix: str | None = _option(
+        None, "mix each training batch's images in pairs, their targets in the same proportion: "
+        "mixup (blend the whole images, Beta(0.2, 0.2)) or cutmix (paste a patch, Beta(1, 1)); "
+        "off by default", choices=MIX_KINDS)  # fmt: skip
     class_weight: str | None = _option(None, "weight classes inversely to their frequency",
                                        choices=("balanced",))  # fmt: skip
     optimizer: str = _option("adam", "adam, or adamw (decoupled weight decay)",
@@ -258,6 +265,11 @@ class TrainConfig:
             raise ConfigError(
                 f"image_size must be at least 4 (two 2x2 poolings). Received: {self.image_size}"
             )
+
+    @property
+    def soft_targets(self) -> bool:
+        """Whether a training target may be spread over classes (label smoothing, mixing)."""
+        return self.label_smoothing > 0 or self.mix is not None
 
     def augment_for(self, n_train: int) -> bool:
         """Whether to augment a training set of ``n_train`` images."""

@@ -29,11 +29,12 @@ def loss_name(units: int) -> str:
     return "binary_crossentropy" if units == 1 else "sparse_categorical_crossentropy"
 
 
-def one_hot_targets(units: int, label_smoothing: float) -> bool:
-    """Whether training takes one-hot targets: a softmax head with label smoothing (Keras's
-    sparse cross-entropy has no label smoothing, its categorical one does; the sigmoid
-    head's 0/1 targets are smoothed by the binary cross-entropy itself)."""
-    return units > 1 and label_smoothing > 0
+def one_hot_targets(units: int, soft: bool) -> bool:
+    """Whether training takes one-hot targets: a softmax head whose targets are ``soft``, not
+    one class each (label smoothing, mixed images: Keras's sparse cross-entropy takes class
+    indices only, its categorical one takes any distribution; the sigmoid head's target is one
+    number either way)."""
+    return units > 1 and bool(soft)
 
 
 def encode_labels(labels: np.ndarray, units: int, one_hot: bool = False) -> np.ndarray:

@@ -16,7 +16,7 @@ import keras
 import numpy as np
 
 from simplecnn.data.folders import Skipped
-from simplecnn.data.images import augment, load_image, scale_pixels
+from simplecnn.data.images import augment, load_image, mix_batch, scale_pixels
 from simplecnn.errors import DataError
 from simplecnn.heads import encode_labels
 
@@ -36,6 +36,9 @@ class ImageBatches(keras.utils.PyDataset):
             loss), not class indices (:func:`simplecnn.heads.encode_labels`).
         shuffle: reshuffle every epoch (seeded: the order depends only on ``seed`` and epoch).
         augment: random flip / rotation / zoom, seeded per image and epoch.
+        mix: ``"mixup"`` or ``"cutmix"``: mix each batch's images in pairs after augmentation,
+            and their targets with them (:func:`~simplecnn.data.images.mix_batch`), seeded per
+            batch and epoch; the targets are then floats (pass ``one_hot`` for a softmax).
         cache: keep decoded images in memory after their first read.
         seed: the seed of shuffling and augmentation.
         workers: threads decoding batches ahead of the model, in parallel.
@@ -65,6 +68,7 @@ class ImageBatches(keras.utils.PyDataset):
         max_queue_size: int = 8,
         shard: tuple[int, int] = (0, 1),
         one_hot: bool = False,
+        mix: str | None = None,
     ) -> None:
         if workers is None:
             workers = min(8, (os.cpu_count() or 1) * 2)
@@ -83,6 +87,7 @@ class ImageBatches(keras.utils.PyDataset):
         self.one_hot = one_hot
         self.shuffle = shuffle
         self.augment = augment
+        self.mix = mix
         self.seed = seed
         self.epoch = 0
         # Seconds __getitem__ spent waiting for a batch that was not ready (see InputWait).
@@ -150,6 +155,10 @@ class ImageBatches(keras.utils.PyDataset):
                 image = augment(image, np.random.default_rng([self.seed, epoch, int(i)]))
             images.append(image)
         labels = encode_labels([self.items[int(i)][1] for i in indices], self.num_classes, self.one_hot)
+        if self.mix:
+            # Seeded by the batch (a list of another length than the images' seeds above).
+            rng = np.random.default_rng([self.seed, epoch, batch, len(self)])
+            return mix_batch(scale_pixels(np.stack(images)), labels, self.mix, rng)
         return scale_pixels(np.stack(images)), labels
 
     def __getitem__(self, batch: int) -> tuple[np.ndarray, np.ndarray]:

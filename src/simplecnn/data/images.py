@@ -18,7 +18,7 @@ from simplecnn.errors import DataError
 
 __all__ = [
     "IMAGE_EXTENSIONS", "MAX_PIXELS", "scale_pixels", "decode_image", "check_pixels", "load_image",
-    "check_image_file", "augment", "shown",
+    "check_image_file", "augment", "mix_batch", "MIX_ALPHA", "shown",
 ]  # fmt: skip
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp")
@@ -158,3 +158,51 @@ def augment(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     mean = out.mean()
     out = (out - mean) * rng.uniform(0.8, 1.2) + mean * rng.uniform(0.8, 1.2)
     return np.clip(out + 0.5, 0, 255).astype(np.uint8)
+
+
+# The Beta(alpha, alpha) each kind of mixing draws its proportion from: mixup's 0.2 (Zhang et
+# al. 2018, their ImageNet setting) and CutMix's 1.0 (Yun et al. 2019: a uniform proportion).
+MIX_ALPHA = {"mixup": 0.2, "cutmix": 1.0}
+
+
+def mix_batch(
+    images: np.ndarray, targets: np.ndarray, kind: str, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """Mixup or CutMix of one batch: each image mixed with a partner from the same batch.
+
+    One proportion ``lam`` ~ Beta(alpha, alpha) per batch and a random pairing (a permutation
+    of the batch), as timm's batch mode does. ``mixup`` blends each whole image with its
+    partner, ``lam`` of its own; ``cutmix`` pastes the partner's pixels over one random box
+    whose area is about ``1 - lam`` of the image (clipped at the edges, and ``lam`` set to the
+    share of the image left its own). The targets are mixed in the same proportion: float
+    targets (a 0/1 column for the sigmoid head, one-hot rows for a softmax).
+
+    Args:
+        images: ``(n, height, width, channels)`` floats (the scaled batch).
+        targets: ``(n, units)`` float targets.
+        kind: ``"mixup"`` or ``"cutmix"``.
+        rng: the batch's generator (the seed, the epoch and the batch fix the mixing).
+    """
+    if kind not in MIX_ALPHA:
+        raise ValueError(f"unknown mixing {kind!r}: choose from {', '.join(MIX_ALPHA)}")
+    if targets.ndim != 2:
+        raise ValueError(f"mixing needs (n, units) float targets, got shape {targets.shape}")
+    n = len(images)
+    if n < 2:
+        return images, targets
+    alpha = MIX_ALPHA[kind]
+    lam = float(rng.beta(alpha, alpha))
+    partner = rng.permutation(n)
+    if kind == "mixup":
+        mixed = lam * images + (1.0 - lam) * images[partner]
+    else:
+        h, w = images.shape[1:3]
+        side = math.sqrt(1.0 - lam)
+        cy, cx = int(rng.integers(h)), int(rng.integers(w))
+        y0, y1 = max(0, cy - round(h * side / 2)), min(h, cy + round(h * side / 2))
+        x0, x1 = max(0, cx - round(w * side / 2)), min(w, cx + round(w * side / 2))
+        mixed = images.copy()
+        mixed[:, y0:y1, x0:x1] = images[partner, y0:y1, x0:x1]
+        lam = 1.0 - (y1 - y0) * (x1 - x0) / (h * w)
+    mixed_targets = lam * targets + (1.0 - lam) * targets[partner]
+    return mixed.astype(images.dtype, copy=False), mixed_targets.astype(np.float32)

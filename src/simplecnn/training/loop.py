@@ -40,7 +40,7 @@ from simplecnn.runs import (
 from simplecnn.training.budget import Plan, PlannedLength, PlannedProgbar, length_of
 from simplecnn.training.callbacks import EpochEnd, tensorboard, unshare_weights
 from simplecnn.training.hints import after_training
-from simplecnn.training.setup import Setup, float32_model, prepare
+from simplecnn.training.setup import Setup, float32_model, keeps_a_twin, prepare
 from simplecnn.training.sizing import describe as describe_side
 
 __all__ = ["TrainResult", "train"]
@@ -191,7 +191,8 @@ def _fit(setup: Setup, out_dir: str, backup: Backup | None, chief: bool, process
     epoch_end = EpochEnd(
         out_dir, setup.bn_batches, setup.val_batches, config.precise_bn, config.patience,
         backup.state if backup else None, write=chief,
-        float32_model=None if precision == "float32" else lambda: _float32_twin(model, setup),
+        float32_model=(lambda: _float32_twin(model, setup))
+        if keeps_a_twin(setup.model_config.num_classes, config, precision) else None,
         train_batches=setup.train_batches, length=planned, loggers=loggers,
     )  # fmt: skip
     progress = [PlannedProgbar(plan, planned)] if verbose else []

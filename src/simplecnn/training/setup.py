@@ -25,7 +25,8 @@ from simplecnn.models import build_model
 from simplecnn.training.budget import ema_momentum, ema_window, length_of
 from simplecnn.training.sizing import choose_side
 
-__all__ = ["Setup", "prepare", "make_optimizer", "make_loss", "build_training_model", "float32_model"]
+__all__ = ["Setup", "prepare", "make_optimizer", "make_loss", "build_training_model", "float32_model",
+           "training_accuracy", "keeps_a_twin", "MixedBinaryAccuracy"]
 
 
 @dataclass
@@ -108,10 +109,10 @@ def prepare(
     common = dict(image_size=(config.image_size, config.image_size), channels=config.channels,
                   batch_size=config.batch_size, num_classes=model_config.num_classes,
                   seed=config.seed,
-                  one_hot=one_hot_targets(model_config.num_classes, config.label_smoothing))  # fmt: skip
+                  one_hot=one_hot_targets(model_config.num_classes, config.soft_targets))  # fmt: skip
     augment = config.augment_for(len(dataset.train))
     train_batches = ImageBatches(dataset.train, shuffle=True, augment=augment, shard=shard,
-                                 cache=cache, **common)  # fmt: skip
+                                 cache=cache, mix=config.mix, **common)  # fmt: skip
     val_batches = ImageBatches(dataset.val, shard=shard, cache=cache, **common) if dataset.val else None
     order = np.random.default_rng(config.seed).permutation(len(dataset.train))
     bn_batches = ImageBatches([dataset.train[i] for i in order[: BN_BATCHES * config.batch_size]],
@@ -163,20 +164,57 @@ def build_training_model(
     with hardware.dtype_policy(hardware.training_precision(config.precision)):
         model = build_model(style, model_config)
     model.compile(optimizer=optimizer or make_optimizer(config, steps_per_epoch),
-                  loss=make_loss(model_config.num_classes, config.label_smoothing),
-                  metrics=["accuracy"], jit_compile=hardware.jit_compile())  # fmt: skip
+                  loss=make_loss(model_config.num_classes, config.label_smoothing, config.soft_targets),
+                  metrics=[training_accuracy(model_config.num_classes, config)],
+                  jit_compile=hardware.jit_compile())  # fmt: skip
     return model
 
 
-def make_loss(units: int, label_smoothing: float = 0.0) -> str | keras.losses.Loss:
+def make_loss(units: int, label_smoothing: float = 0.0, soft: bool = False) -> str | keras.losses.Loss:
     """The cross-entropy for an output layer of ``units`` units: Keras's own, by name, or with
-    ``label_smoothing`` (a Keras class, so ``model.keras`` loads without simplecnn); a smoothed
-    softmax head takes one-hot targets (:func:`simplecnn.heads.one_hot_targets`)."""
-    if not label_smoothing:
+    ``label_smoothing`` (a Keras class, so ``model.keras`` loads without simplecnn); a softmax
+    head whose targets are ``soft`` (smoothed or mixed) takes one-hot targets
+    (:func:`simplecnn.heads.one_hot_targets`), and Keras's categorical cross-entropy."""
+    if not label_smoothing and not one_hot_targets(units, soft):
         return loss_name(units)
     if units == 1:
         return keras.losses.BinaryCrossentropy(label_smoothing=label_smoothing)
     return keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing)
+
+
+def training_accuracy(units: int, config: TrainConfig) -> str | keras.metrics.Metric:
+    """The accuracy the training model reports: Keras's own, except for a sigmoid head trained
+    on mixed images, whose float targets Keras's binary accuracy would compare for equality
+    with the 0/1 answer (so a mixed pair would never count as right): there it is the answer
+    against the larger share of the target, as Keras's categorical accuracy takes the largest
+    one of a mixed one-hot row. ``model.keras`` is written from a twin compiled with
+    ``"accuracy"`` (:func:`keeps_a_twin`), so it loads without simplecnn."""
+    if units == 1 and config.mix:
+        return MixedBinaryAccuracy()
+    return "accuracy"
+
+
+def keeps_a_twin(units: int, config: TrainConfig, precision: str) -> bool:
+    """Whether ``model.keras`` is written from a float32 twin of the training model: when
+    training runs in another precision, or reports :class:`MixedBinaryAccuracy`."""
+    return precision != "float32" or training_accuracy(units, config) != "accuracy"
+
+
+def _larger_share_accuracy(y_true, y_pred):
+    return keras.metrics.binary_accuracy(keras.ops.round(y_true), y_pred)
+
+
+@keras.saving.register_keras_serializable(package="simplecnn")
+class MixedBinaryAccuracy(keras.metrics.MeanMetricWrapper):
+    """Binary accuracy against the rounded target (the larger share of a mixed pair); named
+    ``accuracy``, as Keras names its own, so history.csv keeps its columns."""
+
+    def __init__(self, name: str = "accuracy", dtype: Any = None) -> None:
+        super().__init__(fn=_larger_share_accuracy, name=name, dtype=dtype)
+        self._direction = "up"
+
+    def get_config(self) -> dict[str, Any]:
+        return {"name": self.name, "dtype": self.dtype}
 
 
 def float32_model(style: str, model_config: ModelConfig) -> keras.Model:

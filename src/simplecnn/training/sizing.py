@@ -158,7 +158,7 @@ def _step_seconds(config: TrainConfig, architecture: ModelConfig, num_classes: i
     x = scale_pixels(rng.integers(0, 256, (config.batch_size, PROBE_SIDE, PROBE_SIDE, config.channels)))
     units = model_config.num_classes
     y = encode_labels(rng.integers(0, max(2, units), config.batch_size), units,
-                      one_hot_targets(units, config.label_smoothing))  # fmt: skip
+                      one_hot_targets(units, config.soft_targets))  # fmt: skip
     distribution = keras.distribution.distribution()
     keras.distribution.set_distribution(None)
     try:
