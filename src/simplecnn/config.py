@@ -11,7 +11,7 @@ from simplecnn.errors import ConfigError
 
 __all__ = [
     "ModelConfig", "TrainConfig", "PLAIN_RECIPE", "AUGMENT_BELOW", "CACHE_BELOW_BYTES", "PRECISIONS",
-    "STYLE_NAMES", "MAX_SIDE", "MIX_KINDS", "flag_fields",
+    "STYLE_NAMES", "MAX_SIDE", "MIX_ALPHA", "flag_fields",
 ]  # fmt: skip
 
 # The model styles (simplecnn.models.STYLES builds them, in this order).
@@ -157,8 +157,10 @@ class ModelConfig:
 # Folders with fewer training images than this are augmented by default.
 AUGMENT_BELOW = 10_000
 
-# TrainConfig.mix: the kinds of image mixing (simplecnn.data.images.mix_batch).
-MIX_KINDS = ("mixup", "cutmix")
+# TrainConfig.mix: each kind of image mixing (simplecnn.data.images.mix_batch) and the
+# Beta(alpha, alpha) it draws its proportion from: mixup's 0.2 (Zhang et al. 2018, their
+# ImageNet setting) and CutMix's 1.0 (Yun et al. 2019: a uniform proportion).
+MIX_ALPHA = {"mixup": 0.2, "cutmix": 1.0}
 
 # TrainConfig.precision: "auto" (see simplecnn.hardware) or a Keras dtype policy.
 PRECISIONS = ("auto", "float32", "mixed_bfloat16")
@@ -221,7 +223,7 @@ class TrainConfig:
     mix: str | None = _option(
         None, "mix each training batch's images in pairs, their targets in the same proportion: "
         "mixup (blend the whole images, Beta(0.2, 0.2)) or cutmix (paste a patch, Beta(1, 1)); "
-        "off by default", choices=MIX_KINDS)  # fmt: skip
+        "off by default", choices=tuple(MIX_ALPHA))  # fmt: skip
     class_weight: str | None = _option(None, "weight classes inversely to their frequency",
                                        choices=("balanced",))  # fmt: skip
     optimizer: str = _option("adam", "adam, or adamw (decoupled weight decay)",

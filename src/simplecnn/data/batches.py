@@ -155,11 +155,12 @@ class ImageBatches(keras.utils.PyDataset):
                 image = augment(image, np.random.default_rng([self.seed, epoch, int(i)]))
             images.append(image)
         labels = encode_labels([self.items[int(i)][1] for i in indices], self.num_classes, self.one_hot)
+        x = scale_pixels(np.stack(images))
         if self.mix:
             # Seeded by the batch (a list of another length than the images' seeds above).
             rng = np.random.default_rng([self.seed, epoch, batch, len(self)])
-            return mix_batch(scale_pixels(np.stack(images)), labels, self.mix, rng)
-        return scale_pixels(np.stack(images)), labels
+            return mix_batch(x, labels, self.mix, rng)
+        return x, labels
 
     def __getitem__(self, batch: int) -> tuple[np.ndarray, np.ndarray]:
         if not 0 <= batch < len(self):

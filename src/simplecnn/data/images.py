@@ -14,11 +14,12 @@ import os
 import numpy as np
 from PIL import Image, ImageOps
 
+from simplecnn.config import MIX_ALPHA
 from simplecnn.errors import DataError
 
 __all__ = [
     "IMAGE_EXTENSIONS", "MAX_PIXELS", "scale_pixels", "decode_image", "check_pixels", "load_image",
-    "check_image_file", "augment", "mix_batch", "MIX_ALPHA", "shown",
+    "check_image_file", "augment", "mix_batch", "shown",
 ]  # fmt: skip
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp")
@@ -159,10 +160,6 @@ def augment(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     out = (out - mean) * rng.uniform(0.8, 1.2) + mean * rng.uniform(0.8, 1.2)
     return np.clip(out + 0.5, 0, 255).astype(np.uint8)
 
-
-# The Beta(alpha, alpha) each kind of mixing draws its proportion from: mixup's 0.2 (Zhang et
-# al. 2018, their ImageNet setting) and CutMix's 1.0 (Yun et al. 2019: a uniform proportion).
-MIX_ALPHA = {"mixup": 0.2, "cutmix": 1.0}
 
 
 def mix_batch(

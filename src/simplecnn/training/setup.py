@@ -189,15 +189,17 @@ def training_accuracy(units: int, config: TrainConfig) -> str | keras.metrics.Me
     against the larger share of the target, as Keras's categorical accuracy takes the largest
     one of a mixed one-hot row. ``model.keras`` is written from a twin compiled with
     ``"accuracy"`` (:func:`keeps_a_twin`), so it loads without simplecnn."""
-    if units == 1 and config.mix:
-        return MixedBinaryAccuracy()
-    return "accuracy"
+    return MixedBinaryAccuracy() if _mixed_binary(units, config) else "accuracy"
 
 
 def keeps_a_twin(units: int, config: TrainConfig, precision: str) -> bool:
     """Whether ``model.keras`` is written from a float32 twin of the training model: when
     training runs in another precision, or reports :class:`MixedBinaryAccuracy`."""
-    return precision != "float32" or training_accuracy(units, config) != "accuracy"
+    return precision != "float32" or _mixed_binary(units, config)
+
+
+def _mixed_binary(units: int, config: TrainConfig) -> bool:
+    return units == 1 and config.mix is not None
 
 
 def _larger_share_accuracy(y_true, y_pred):
